@@ -1,0 +1,96 @@
+"""Message <-> array conversions and small rclpy conveniences shared by the nodes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+
+LATCHED_QOS = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+DIAG_LEVEL = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR,
+              "stale": DiagnosticStatus.STALE}
+
+
+def to_sec(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def to_stamp(seconds: float) -> Time:
+    sec = math.floor(seconds)
+    return Time(sec=int(sec), nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+
+
+def make_joint_state(stamp: Time, names: Sequence[str], position: np.ndarray,
+                     velocity: np.ndarray | None = None, effort: np.ndarray | None = None) -> JointState:
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.name = list(names)
+    msg.position = np.asarray(position, dtype=float).tolist()
+    if velocity is not None:
+        msg.velocity = np.asarray(velocity, dtype=float).tolist()
+    if effort is not None:
+        msg.effort = np.asarray(effort, dtype=float).tolist()
+    return msg
+
+
+def joint_state_arrays(msg: JointState, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Position/velocity/effort of `names` from a JointState (NaN where absent or unnamed).
+
+    Returns keys position, velocity, effort, present (bool mask of names found).
+    """
+    index = {n: i for i, n in enumerate(msg.name)}
+    out = {k: np.full(len(names), np.nan) for k in ("position", "velocity", "effort")}
+    present = np.zeros(len(names), dtype=bool)
+    for k, values in (("position", msg.position), ("velocity", msg.velocity), ("effort", msg.effort)):
+        if len(values) != len(msg.name):
+            continue
+        for j, name in enumerate(names):
+            i = index.get(name)
+            if i is not None:
+                out[k][j] = values[i]
+                present[j] = True
+    out["present"] = present
+    return out
+
+
+class Diagnostics:
+    """Publishes one DiagnosticStatus per node on /diagnostics."""
+
+    def __init__(self, node: Node, name: str | None = None) -> None:
+        self._node = node
+        self._name = name or node.get_fully_qualified_name()
+        self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+    def publish(self, level: str, message: str, values: dict[str, object] | None = None) -> None:
+        status = DiagnosticStatus(level=DIAG_LEVEL[level], name=self._name, message=message,
+                                  hardware_id="drex")
+        status.values = [KeyValue(key=str(k), value=str(v)) for k, v in (values or {}).items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self._node.get_clock().now().to_msg()
+        self._pub.publish(msg)
+
+
+def spin_node(node_factory, args: list[str] | None = None) -> None:
+    """Entry point body for a node executable: init, spin, shut down cleanly on Ctrl-C."""
+    rclpy.init(args=args)
+    node = node_factory()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
