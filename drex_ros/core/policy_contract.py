@@ -11,7 +11,7 @@ read it is declared in the model's metadata_props, each value a JSON string:
     object_position_palm (3, m, object origin in the palm frame),
     object_quat_palm (4, w x y z, object orientation in the palm frame),
     object_position_world (3), object_quat_world (4),
-    object_mass (1, kg), object_size (3, m, bounding-box extents),
+    object_mass (1, kg), object_friction (1), object_size (3, m, bounding-box extents),
     palm_position_world (3), phase_time (1, s since the policy started).
 - `drex.action`: {"position_targets": [joint names], "grip_effort": [joint names]}.
   The first len(position_targets) outputs are joint position targets (rad); if
@@ -39,6 +39,7 @@ FIXED_FIELDS = {
     "object_position_world": 3,
     "object_quat_world": 4,
     "object_mass": 1,
+    "object_friction": 1,
     "object_size": 3,
     "palm_position_world": 3,
     "phase_time": 1,
