@@ -54,6 +54,7 @@ class Scene:
         self._obj_qpos = obj_joint.qposadr[0]
         self._obj_dof = obj_joint.dofadr[0]
         self._camera = self.model.camera("rgbd").id
+        self._nominal_camera = (self.model.cam_pos[self._camera].copy(), self.model.cam_quat[self._camera].copy())
         self._renderer: mujoco.Renderer | None = None
         self.reset()
 
@@ -80,6 +81,12 @@ class Scene:
     def set_targets(self, q_target: np.ndarray) -> None:
         """Position targets for all joints (clipped to the actuators' control range)."""
         self.data.ctrl[self._act] = q_target
+
+    def set_effort_limits(self, efforts: np.ndarray) -> None:
+        """Per-joint motor torque limits (N*m), e.g. a grip effort; never above the hardware's."""
+        hardware = robot_model().limits.effort
+        efforts = np.clip(np.nan_to_num(efforts, nan=np.inf), 0.0, hardware)
+        self.model.actuator_forcerange[self._act] = np.column_stack([-efforts, efforts])
 
     def targets(self) -> np.ndarray:
         return self.data.ctrl[self._act].copy()
@@ -131,12 +138,30 @@ class Scene:
         return self.data.xpos[self.model.body(body_name).id].copy()
 
     # --- camera ------------------------------------------------------------------------
-    def camera_model(self) -> CameraModel:
+    def camera_model(self, nominal: bool = False) -> CameraModel:
+        """Intrinsics and the camera's world pose: the true one, or the nominal (calibrated) one."""
         cam: CameraConfig = self.config.camera
         fy = (cam.height / 2) / np.tan(np.deg2rad(self.model.cam_fovy[self._camera]) / 2)
         K = np.array([[fy, 0, (cam.width - 1) / 2], [0, fy, (cam.height - 1) / 2], [0, 0, 1]])
+        if nominal:
+            position, quat = self._nominal_camera
+            mat = np.zeros(9)
+            mujoco.mju_quat2Mat(mat, quat)
+            return CameraModel(cam.width, cam.height, K, position.copy(), mat.reshape(3, 3) @ MUJOCO_TO_OPTICAL)
         rot = self.data.cam_xmat[self._camera].reshape(3, 3) @ MUJOCO_TO_OPTICAL
         return CameraModel(cam.width, cam.height, K, self.data.cam_xpos[self._camera].copy(), rot)
+
+    def offset_camera(self, position_offset: np.ndarray, rotation_vector: np.ndarray) -> None:
+        """Move the rendering camera away from its nominal pose (a miscalibrated real camera)."""
+        nominal_pos, nominal_quat = self._nominal_camera
+        delta = np.zeros(4)
+        mujoco.mju_axisAngle2Quat(delta, rotation_vector / (np.linalg.norm(rotation_vector) or 1.0),
+                                  float(np.linalg.norm(rotation_vector)))
+        quat = np.zeros(4)
+        mujoco.mju_mulQuat(quat, delta, nominal_quat)
+        self.model.cam_pos[self._camera] = nominal_pos + position_offset
+        self.model.cam_quat[self._camera] = quat
+        mujoco.mj_forward(self.model, self.data)
 
     def _get_renderer(self) -> mujoco.Renderer:
         if self._renderer is None:

@@ -1,0 +1,226 @@
+"""sim_node: the MuJoCo hardware mirror. Publishes what the arm, hand and camera drivers would.
+
+Publishes /joint_states, /camera/color/image_raw, /camera/depth/image_rect_raw,
+/camera/color/camera_info, /clock and /drex/sim/object_pose_gt; takes position targets on
+/drex/joint_command (JointState, effort = per-joint effort limit) or
+forward_position_controller/commands (Float64MultiArray, canonical joint order).
+~/reset (std_srvs/Trigger) rebuilds the world from the object parameters. The node is
+the clock source, so it runs on the wall (steady) clock whatever use_sim_time says.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from drex_ros.core.command_intake import CommandIntake, check_array_command, check_named_command
+from drex_ros.core.hardware_faults import FaultConfig
+from drex_ros.core.robot import JOINT_NAMES, robot_model
+from drex_ros.core.scene import CameraModel, ObjectConfig, SceneConfig
+from drex_ros.core.sim_hardware import CameraFrame, SimulatedHardware
+from drex_ros.nodes.ros_io import Diagnostics, make_joint_state, spin_node, to_stamp
+
+PARAMETERS = {
+    "real_time_factor": 1.0,
+    "joint_state_rate_hz": 500.0,
+    "camera_rate_hz": 15.0,
+    "object_pose_rate_hz": 100.0,
+    "publish_camera": True,
+    "depth_encoding": "32FC1",
+    "camera_frame_id": "camera_color_optical_frame",
+    "object_shape": "box",
+    "object_size": [0.06, 0.06, 0.06],
+    "object_mass": 0.3,
+    "object_friction": 0.6,
+    "object_position": [0.55, 0.0],
+    "object_yaw": 0.0,
+    "initial_joint_positions": [0.0],  # [0.0] (one value) means the home pose
+    "actuator_delay_steps": 0,
+    "joint_position_noise": 0.0,
+    "joint_velocity_noise": 0.0,
+    "joint_effort_noise": 0.0,
+    "joint_state_jitter": 0.0,
+    "camera_position_noise": 0.0,
+    "camera_rotation_noise_deg": 0.0,
+    "camera_pixel_noise": 0.0,
+    "camera_drop_probability": 0.0,
+    "camera_latency": 0.0,
+    "fault_seed": 0,
+}
+WARN_PERIOD_S = 2.0
+
+
+class SimNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("sim_node", **kwargs)
+        for name, default in PARAMETERS.items():
+            self.declare_parameter(name, default)
+        if self.get_parameter("use_sim_time").value:
+            # The sim is the clock; waiting on its own /clock would stall it.
+            self.set_parameters([Parameter("use_sim_time", value=False)])
+        self._limits = robot_model().limits
+        self._diag = Diagnostics(self)
+        self._rejections: Counter = Counter()
+        self._last_warn = 0.0
+        self._pub_joints = self.create_publisher(JointState, "/joint_states", 10)
+        self._pub_clock = self.create_publisher(ClockMsg, "/clock", 10)
+        self._pub_rgb = self.create_publisher(Image, "/camera/color/image_raw", 5)
+        self._pub_depth = self.create_publisher(Image, "/camera/depth/image_rect_raw", 5)
+        self._pub_info = self.create_publisher(CameraInfo, "/camera/color/camera_info", 5)
+        self._pub_gt = self.create_publisher(PoseStamped, "/drex/sim/object_pose_gt", 10)
+        self.create_subscription(JointState, "/drex/joint_command", self._on_joint_command, 10)
+        self.create_subscription(Float64MultiArray, "forward_position_controller/commands", self._on_array_command, 10)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.hw: SimulatedHardware | None = None
+        self._start()
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._timer = self.create_timer(0.002, self._tick, clock=steady)
+        self.create_timer(1.0, self._publish_diagnostics, clock=steady)
+
+    # --- set-up --------------------------------------------------------------------
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _scene_config(self) -> SceneConfig:
+        obj = ObjectConfig(shape=self._param("object_shape"), size=tuple(self._param("object_size")),
+                           mass=float(self._param("object_mass")), friction=float(self._param("object_friction")),
+                           position=tuple(self._param("object_position")), yaw=float(self._param("object_yaw")))
+        obj.validate()
+        return SceneConfig(object=obj)
+
+    def _fault_config(self) -> FaultConfig:
+        names = [n for n in FaultConfig.__dataclass_fields__ if n != "seed"]
+        return FaultConfig(**{n: self._param(n) for n in names}, seed=int(self._param("fault_seed")))
+
+    def _start(self) -> None:
+        camera_rate = float(self._param("camera_rate_hz")) if self._param("publish_camera") else 0.0
+        if self.hw is not None:
+            self.hw.close()
+        self.hw = SimulatedHardware(self._scene_config(), self._fault_config(),
+                                    joint_rate=float(self._param("joint_state_rate_hz")), camera_rate=camera_rate,
+                                    object_rate=float(self._param("object_pose_rate_hz")))
+        q0 = np.asarray(self._param("initial_joint_positions"), dtype=float)
+        if q0.size == len(JOINT_NAMES):
+            self.hw.scene.reset(q0)
+            self.hw.command(check_named_command(JOINT_NAMES, q0, [], self._limits))
+        self._camera: CameraModel = self.hw.scene.camera_model(nominal=True)
+        self._wall_anchor = time.monotonic()
+        self._sim_anchor = self.hw.time
+        cfg = self.hw.scene.config.object
+        self.get_logger().info(
+            f"world ready: {cfg.shape} {cfg.size} m, {cfg.mass:.3f} kg, friction {cfg.friction:.2f}, "
+            f"real_time_factor {self._param('real_time_factor')}, camera {'on' if camera_rate else 'off'}")
+
+    # --- commands ------------------------------------------------------------------
+    def _apply(self, intake: CommandIntake, source: str) -> None:
+        if intake.problems:
+            self._rejections.update(intake.problems)
+            now = time.monotonic()
+            if now - self._last_warn > WARN_PERIOD_S:
+                self._last_warn = now
+                reasons = ", ".join(f"{k} x{v}" for k, v in intake.problems.items())
+                self.get_logger().warn(f"{source}: dropped joints ({reasons})")
+        if intake.any_accepted:
+            self.hw.command(intake)
+
+    def _on_joint_command(self, msg: JointState) -> None:
+        self._apply(check_named_command(msg.name, msg.position, msg.effort, self._limits), "/drex/joint_command")
+
+    def _on_array_command(self, msg: Float64MultiArray) -> None:
+        self._apply(check_array_command(msg.data, self._limits), "forward_position_controller/commands")
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        try:
+            self._start()
+        except (ValueError, TypeError) as exc:
+            response.success, response.message = False, f"reset refused: {exc}"
+            self.get_logger().error(response.message)
+            return response
+        response.success, response.message = True, "world rebuilt from parameters"
+        return response
+
+    # --- stepping and publishing ---------------------------------------------------------
+    def _tick(self) -> None:
+        rtf = float(self._param("real_time_factor"))
+        if rtf > 0:
+            target = self._sim_anchor + (time.monotonic() - self._wall_anchor) * rtf
+            if target - self.hw.time > 0.1:  # rendering or a slow machine: catch up no further
+                self._wall_anchor, self._sim_anchor = time.monotonic(), self.hw.time
+                target = self.hw.time + 0.01
+        else:
+            target = self.hw.time + 0.01
+        out = self.hw.advance(target)
+        for s in out.joints:
+            stamp = to_stamp(s.time)
+            self._pub_joints.publish(make_joint_state(stamp, JOINT_NAMES, s.position, s.velocity, s.effort))
+            self._pub_clock.publish(ClockMsg(clock=stamp))
+        for s in out.object_poses:
+            self._pub_gt.publish(self._pose(s.time, s.position, s.quat_wxyz))
+        for frame in out.frames:
+            self._publish_frame(frame)
+
+    def _pose(self, t: float, p: np.ndarray, q: np.ndarray) -> PoseStamped:
+        msg = PoseStamped()
+        msg.header.stamp, msg.header.frame_id = to_stamp(t), "world"
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, p)
+        o = msg.pose.orientation
+        o.w, o.x, o.y, o.z = map(float, q)
+        return msg
+
+    def _publish_frame(self, frame: CameraFrame) -> None:
+        stamp, frame_id = to_stamp(frame.capture_time), self._param("camera_frame_id")
+        h, w = frame.depth.shape
+        rgb = Image(height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3)
+        rgb.header.stamp, rgb.header.frame_id = stamp, frame_id
+        rgb.data = frame.rgb.tobytes()
+        depth = Image(height=h, width=w, is_bigendian=0)
+        depth.header.stamp, depth.header.frame_id = stamp, frame_id
+        if self._param("depth_encoding") == "16UC1":
+            mm = np.where(np.isfinite(frame.depth), np.round(frame.depth * 1000.0), 0)
+            depth.encoding, depth.step = "16UC1", w * 2
+            depth.data = np.clip(mm, 0, 65535).astype(np.uint16).tobytes()
+        else:
+            depth.encoding, depth.step = "32FC1", w * 4
+            depth.data = frame.depth.astype(np.float32).tobytes()
+        self._pub_info.publish(self._camera_info(stamp, frame_id))
+        self._pub_rgb.publish(rgb)
+        self._pub_depth.publish(depth)
+
+    def _camera_info(self, stamp, frame_id: str) -> CameraInfo:
+        cam = self._camera
+        info = CameraInfo(height=cam.height, width=cam.width, distortion_model="plumb_bob")
+        info.header.stamp, info.header.frame_id = stamp, frame_id
+        info.d = [0.0] * 5
+        info.k = cam.K.flatten().tolist()
+        info.r = np.eye(3).flatten().tolist()
+        info.p = np.hstack([cam.K, np.zeros((3, 1))]).flatten().tolist()
+        return info
+
+    def _publish_diagnostics(self) -> None:
+        if self._rejections:
+            self._diag.publish("warn", "commands rejected", {**self._rejections, "sim_time": f"{self.hw.time:.3f}"})
+        else:
+            self._diag.publish("ok", "running", {"sim_time": f"{self.hw.time:.3f}"})
+
+    def destroy_node(self) -> None:
+        if self.hw is not None:
+            self.hw.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    spin_node(SimNode, args)
+
+
+if __name__ == "__main__":
+    main()
