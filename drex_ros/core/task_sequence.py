@@ -1,0 +1,203 @@
+"""The task orchestrator's state machine: perceive -> probe -> identify -> grasp -> lift -> hold.
+
+Pure logic, clocked by the caller: `TaskSequence.update(obs)` takes what the node has
+observed (times in seconds of the robot's clock) and returns what to do. Every phase has
+a timeout, and the inputs each phase depends on are watched for staleness, so a dead
+driver, camera or node ends the run in `failed` with a reason instead of hanging; the
+caller then disables the policy and the safety node's watchdog holds the robot still.
+
+Probing vs identifying is read off the command stream: the mass-ID node's push sends
+commands; once they stop while the identification request is still open, the node is
+computing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+
+class Phase(StrEnum):
+    IDLE = "idle"
+    PERCEIVING = "perceiving"
+    PROBING = "probing"
+    IDENTIFYING = "identifying"
+    GRASPING = "grasping"
+    LIFTING = "lifting"
+    HOLDING = "holding"
+    DONE = "done"
+    FAILED = "failed"
+
+
+ACTIVE = (Phase.PERCEIVING, Phase.PROBING, Phase.IDENTIFYING, Phase.GRASPING, Phase.LIFTING, Phase.HOLDING)
+
+
+@dataclass
+class TaskSettings:
+    timeouts: dict[str, float] = field(default_factory=lambda: {
+        "perceiving": 10.0, "probing": 40.0, "identifying": 60.0, "grasping": 20.0, "lifting": 10.0,
+        "holding": 10.0})
+    joint_state_timeout: float = 0.5  # s without /joint_states -> failed
+    object_pose_timeout: float = 2.0  # s without a pose while it matters -> failed
+    command_timeout: float = 0.5  # s without policy output while grasping -> failed
+    settle_poses: int = 5  # consecutive poses within settle_tolerance to accept the object as seen
+    settle_tolerance: float = 0.003  # m
+    lift_height: float = 0.10  # m above the start to count as lifted
+    hold_time: float = 3.0  # s lifted to count as held
+    skip_identification: bool = False  # grasp with a given mass instead (for comparisons)
+
+
+@dataclass
+class Observation:
+    """What the node saw, in seconds of the robot clock (None = never seen)."""
+
+    now: float
+    joint_state_time: float | None = None
+    object_position: np.ndarray | None = None
+    object_pose_time: float | None = None
+    last_command_time: float | None = None  # on /drex/policy/joint_command
+    identify_done: bool = False
+    identify_ok: bool = False
+    identify_message: str = ""
+    mass: float | None = None
+
+
+@dataclass
+class Actions:
+    """What the caller must do after an update."""
+
+    request_identification: bool = False
+    start_grasp: bool = False  # plan from start_position, enable the policy, start the arm reference
+    stop: bool = False  # disable the policy and the arm reference
+    grasp_time: float | None = None  # seconds into the grasp plan, while grasping/lifting/holding
+
+
+class TaskSequence:
+    def __init__(self, settings: TaskSettings | None = None,
+                 grasp_phases: dict[str, tuple[float, float]] | None = None) -> None:
+        self.settings = settings or TaskSettings()
+        self.phase = Phase.IDLE
+        self.reason = ""
+        self.phase_start = 0.0
+        self.durations: dict[str, float] = {}
+        self.start_position: np.ndarray | None = None
+        self._settled: list[np.ndarray] = []
+        self._probe_seen = False
+        self._grasp_start = 0.0
+        self._lift_start_after: float = 0.0  # plan time at which lifting begins
+        self._hold_start_after: float = 0.0
+        self._lifted_since: float | None = None
+        if grasp_phases:
+            self.set_grasp_phases(grasp_phases)
+
+    def set_grasp_phases(self, phases: dict[str, tuple[float, float]]) -> None:
+        """Plan-time boundaries from the grasp plan (keys: 'lift', 'hold' needed)."""
+        self._lift_start_after = phases["lift"][0]
+        self._hold_start_after = phases["hold"][0]
+
+    # --- transitions ------------------------------------------------------------------------
+    def start(self, now: float) -> bool:
+        if self.phase in ACTIVE:
+            return False
+        self.durations, self.reason, self.start_position = {}, "", None
+        self._settled, self._probe_seen, self._lifted_since = [], False, None
+        self._enter(Phase.PERCEIVING, now)
+        return True
+
+    def fail(self, reason: str, now: float) -> Actions:
+        if self.phase in ACTIVE:
+            self._enter(Phase.FAILED, now)
+            self.reason = reason
+        return Actions(stop=True)
+
+    def _enter(self, phase: Phase, now: float) -> None:
+        if self.phase in ACTIVE:
+            self.durations[self.phase.value] = now - self.phase_start
+        self.phase, self.phase_start = phase, now
+
+    # --- the clocked update ---------------------------------------------------------------------
+    def update(self, obs: Observation) -> Actions:
+        if self.phase not in ACTIVE:
+            return Actions()
+        problem = self._watchdogs(obs)
+        if problem:
+            return self.fail(problem, obs.now)
+        handler = {
+            Phase.PERCEIVING: self._perceiving,
+            Phase.PROBING: self._identifying,
+            Phase.IDENTIFYING: self._identifying,
+        }.get(self.phase, self._grasping)
+        return handler(obs)
+
+    def _watchdogs(self, obs: Observation) -> str:
+        s = self.settings
+        elapsed = obs.now - self.phase_start
+        if elapsed > s.timeouts[self.phase.value]:
+            return f"{self.phase.value} timed out after {elapsed:.1f} s"
+        if obs.joint_state_time is None or obs.now - obs.joint_state_time > s.joint_state_timeout:
+            return "no fresh /joint_states (robot driver or sim down?)"
+        pose_matters = self.phase in (Phase.GRASPING, Phase.LIFTING, Phase.HOLDING) or (
+            self.phase is Phase.PERCEIVING and elapsed > s.object_pose_timeout)
+        if pose_matters and (obs.object_pose_time is None or obs.now - obs.object_pose_time > s.object_pose_timeout):
+            return "object pose lost (perception down or object out of view)"
+        grasp_running = self.phase in (Phase.GRASPING, Phase.LIFTING, Phase.HOLDING)
+        if grasp_running and elapsed > s.command_timeout and (
+                obs.last_command_time is None or obs.now - obs.last_command_time > s.command_timeout):
+            return "policy_node stopped publishing commands"
+        return ""
+
+    def _perceiving(self, obs: Observation) -> Actions:
+        if obs.object_position is None or obs.object_pose_time is None or obs.object_pose_time < self.phase_start:
+            return Actions()
+        self._settled.append(np.asarray(obs.object_position, dtype=float))
+        self._settled = self._settled[-self.settings.settle_poses:]
+        spread = np.ptp(np.array(self._settled), axis=0).max() if len(self._settled) > 1 else np.inf
+        if len(self._settled) < self.settings.settle_poses or spread > self.settings.settle_tolerance:
+            return Actions()
+        if self.settings.skip_identification:
+            return self._begin_grasp(obs)
+        self._enter(Phase.PROBING, obs.now)
+        return Actions(request_identification=True)
+
+    def _identifying(self, obs: Observation) -> Actions:
+        if obs.identify_done:
+            if not obs.identify_ok:
+                return self.fail(f"mass identification failed: {obs.identify_message}", obs.now)
+            if obs.mass is None:
+                return Actions()  # the latched mass message is on its way
+            if obs.object_position is None:
+                return Actions()
+            return self._begin_grasp(obs)
+        commands_flowing = obs.last_command_time is not None and obs.now - obs.last_command_time < 0.3
+        self._probe_seen |= commands_flowing
+        if self.phase is Phase.PROBING and self._probe_seen and not commands_flowing:
+            self._enter(Phase.IDENTIFYING, obs.now)
+        return Actions()
+
+    def _begin_grasp(self, obs: Observation) -> Actions:
+        self.start_position = np.asarray(obs.object_position, dtype=float)
+        self._enter(Phase.GRASPING, obs.now)
+        self._grasp_start = obs.now
+        return Actions(start_grasp=True, grasp_time=0.0)
+
+    def _grasping(self, obs: Observation) -> Actions:
+        t = obs.now - self._grasp_start
+        if self.phase is Phase.GRASPING and t >= self._lift_start_after:
+            self._enter(Phase.LIFTING, obs.now)
+        elif self.phase is Phase.LIFTING and t >= self._hold_start_after:
+            self._enter(Phase.HOLDING, obs.now)
+        if self.phase is Phase.HOLDING:
+            lifted = obs.object_position[2] - self.start_position[2] >= self.settings.lift_height
+            if not lifted:
+                self._lifted_since = None
+                if obs.now - self.phase_start > self.settings.hold_time:
+                    return self.fail(f"object not held {self.settings.lift_height * 100:.0f} cm up "
+                                     f"(height gain {100 * (obs.object_position[2] - self.start_position[2]):.1f} cm)",
+                                     obs.now)
+            else:
+                self._lifted_since = obs.now if self._lifted_since is None else self._lifted_since
+                if obs.now - self._lifted_since >= self.settings.hold_time:
+                    self._enter(Phase.DONE, obs.now)
+        return Actions(grasp_time=t)

@@ -1,0 +1,101 @@
+"""The orchestrator's state machine, clocked by hand."""
+
+import numpy as np
+
+from drex_ros.core.task_sequence import Observation, Phase, TaskSequence, TaskSettings
+
+PHASES = {"approach": (0, 1), "descend": (1, 2), "close": (2, 3), "lift": (3, 4), "shake": (4, 5), "hold": (5, 8)}
+OBJ = np.array([0.55, 0.0, 0.03])
+
+
+def obs(now, **kw):
+    base = dict(now=now, joint_state_time=now, object_position=OBJ, object_pose_time=now)
+    base.update(kw)
+    return Observation(**base)
+
+
+def run_to_grasp(seq: TaskSequence) -> float:
+    assert seq.start(0.0)
+    t = 0.0
+    while seq.phase is Phase.PERCEIVING:
+        t += 0.05
+        actions = seq.update(obs(t))
+    assert seq.phase is Phase.PROBING and actions.request_identification
+    for _ in range(20):  # the push: commands flowing
+        t += 0.05
+        seq.update(obs(t, last_command_time=t))
+    t += 0.5
+    seq.update(obs(t, last_command_time=t - 0.5))
+    assert seq.phase is Phase.IDENTIFYING
+    t += 1.0
+    actions = seq.update(obs(t, last_command_time=t - 1.5, identify_done=True, identify_ok=True, mass=0.4))
+    assert seq.phase is Phase.GRASPING and actions.start_grasp
+    return t
+
+
+def test_full_run_reaches_done_when_the_object_is_held_up():
+    seq = TaskSequence(grasp_phases=PHASES)
+    t0 = run_to_grasp(seq)
+    seen = []
+    t = t0
+    while seq.phase not in (Phase.DONE, Phase.FAILED) and t < t0 + 30:
+        t += 0.05
+        plan_t = t - t0
+        z = OBJ[2] + (0.0 if plan_t < 3 else min(0.15, 0.15 * (plan_t - 3)))
+        seq.update(obs(t, last_command_time=t, object_position=OBJ + [0, 0, z - OBJ[2]]))
+        seen.append(seq.phase)
+    assert seq.phase is Phase.DONE, seq.reason
+    assert [p for i, p in enumerate(seen) if i == 0 or seen[i - 1] != p] == [
+        Phase.GRASPING, Phase.LIFTING, Phase.HOLDING, Phase.DONE]
+    assert set(seq.durations) == {"perceiving", "probing", "identifying", "grasping", "lifting", "holding"}
+
+
+def test_dropped_object_fails_with_a_reason():
+    seq = TaskSequence(grasp_phases=PHASES)
+    t = run_to_grasp(seq)
+    for _ in range(400):
+        t += 0.05
+        seq.update(obs(t, last_command_time=t))
+    assert seq.phase is Phase.FAILED and "not held" in seq.reason
+
+
+def test_a_silent_policy_fails_the_grasp():
+    seq = TaskSequence(grasp_phases=PHASES)
+    t = run_to_grasp(seq)
+    t += 1.0
+    actions = seq.update(obs(t, last_command_time=t - 1.0))
+    assert seq.phase is Phase.FAILED and actions.stop and "policy_node" in seq.reason
+
+
+def test_stale_joint_states_fail_any_phase():
+    seq = TaskSequence()
+    seq.start(0.0)
+    seq.update(obs(1.0, joint_state_time=0.2))
+    assert seq.phase is Phase.FAILED and "joint_states" in seq.reason
+
+
+def test_every_phase_times_out():
+    seq = TaskSequence(TaskSettings(timeouts={k: 1.0 for k in ("perceiving", "probing", "identifying", "grasping",
+                                                                 "lifting", "holding")}))
+    seq.start(0.0)
+    seq.update(obs(1.5, object_position=None, object_pose_time=None))
+    assert seq.phase is Phase.FAILED and "perceiving timed out" in seq.reason
+
+
+def test_failed_identification_is_reported():
+    seq = TaskSequence(grasp_phases=PHASES)
+    seq.start(0.0)
+    t = 0.0
+    while seq.phase is Phase.PERCEIVING:
+        t += 0.05
+        seq.update(obs(t))
+    seq.update(obs(t + 0.1, identify_done=True, identify_ok=False, identify_message="unidentifiable"))
+    assert seq.phase is Phase.FAILED and "unidentifiable" in seq.reason
+
+
+def test_a_moving_object_is_not_accepted_as_seen():
+    seq = TaskSequence()
+    seq.start(0.0)
+    for k in range(20):
+        seq.update(obs(0.05 * (k + 1), object_position=OBJ + [0.01 * k, 0, 0]))
+    assert seq.phase is Phase.PERCEIVING
