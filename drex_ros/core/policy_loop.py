@@ -1,0 +1,206 @@
+"""The policy's control step: inputs -> observation -> ONNX -> full-robot command.
+
+One `PolicyLoop.step(now)` per control period:
+1. refuse (no command, a reason) when disabled or when an input the model declares is
+   missing or stale;
+2. run the model and decode its action;
+3. merge into a command for every robot joint: joints in the model's action come from the
+   model, other joints from the latest arm reference (IK waypoints from the task), else
+   from the measured position captured when the policy was enabled;
+4. blend in: for `blend_steps` steps after the policy starts or resumes after a refusal,
+   the command moves linearly from the measured position to the merged target;
+5. deadline monitor: a step whose compute time exceeds its budget is an overrun; too many
+   overruns within a window stop the policy (the safety watchdog then holds the robot)
+   until it is enabled again, rather than letting commands arrive late.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from drex_ros.core.policy import MissingInput, ObservationBuilder, PolicyInputs, PolicyModel, decode_action
+from drex_ros.core.robot import RobotModel
+
+
+@dataclass
+class LoopConfig:
+    joint_state_timeout: float = 0.1  # s
+    object_pose_timeout: float = 0.5  # s
+    blend_steps: int = 20
+    deadline_fraction: float = 0.5  # compute budget as a fraction of the control period
+    max_overruns: int = 3  # this many overruns ...
+    overrun_window: int = 20  # ... within this many steps stop the policy
+
+
+class BlendIn:
+    """Linear blend from a start position to the target over `steps` calls of `apply`."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = max(int(steps), 0)
+        self._start: np.ndarray | None = None
+        self._k = 0
+
+    def start(self, q0: np.ndarray) -> None:
+        self._start, self._k = np.asarray(q0, dtype=float).copy(), 0
+
+    @property
+    def active(self) -> bool:
+        return self._start is not None and self._k < self.steps
+
+    def apply(self, target: np.ndarray) -> np.ndarray:
+        if not self.active:
+            return target
+        self._k += 1
+        w = self._k / self.steps
+        return self._start + w * (np.asarray(target, dtype=float) - self._start)
+
+
+class DeadlineMonitor:
+    """Counts steps that overran their budget; trips after too many within a sliding window."""
+
+    def __init__(self, budget: float, max_overruns: int, window: int) -> None:
+        self.budget, self.max_overruns, self.window = budget, max_overruns, max(window, 1)
+        self._recent: deque[bool] = deque(maxlen=self.window)
+        self.overruns = 0
+        self.steps = 0
+        self.worst = 0.0
+        self.tripped = False
+
+    def reset(self) -> None:
+        self._recent.clear()
+        self.tripped = False
+
+    def record(self, duration: float) -> bool:
+        overran = duration > self.budget
+        self.steps += 1
+        self.overruns += overran
+        self.worst = max(self.worst, duration)
+        self._recent.append(overran)
+        if sum(self._recent) >= self.max_overruns:
+            self.tripped = True
+        return overran
+
+
+@dataclass
+class StepResult:
+    positions: np.ndarray | None  # all robot joints, canonical order; None = publish nothing
+    efforts: np.ndarray | None
+    problem: str | None = None
+    duration: float = 0.0
+    overran: bool = False
+
+
+class PolicyLoop:
+    def __init__(self, model: PolicyModel, robot: RobotModel, config: LoopConfig | None = None) -> None:
+        self.model, self.robot = model, robot
+        self.config = config or LoopConfig()
+        self.names = tuple(robot.joint_names)
+        self._index = {n: i for i, n in enumerate(self.names)}
+        self.builder = ObservationBuilder(model.contract, robot, self.config.joint_state_timeout,
+                                          self.config.object_pose_timeout)
+        self.inputs = PolicyInputs(len(self.names))
+        self.joint_times = np.full(len(self.names), -np.inf)
+        period = 1.0 / model.contract.control_rate_hz
+        self.period = period
+        self.monitor = DeadlineMonitor(self.config.deadline_fraction * period, self.config.max_overruns,
+                                       self.config.overrun_window)
+        self.blend = BlendIn(self.config.blend_steps)
+        self.enabled = False
+        self.stop_reason = "not enabled"
+        self._enabled_at = 0.0
+        self._hold = np.zeros(len(self.names))
+        self._reference: dict[str, float] = {}
+        self._restart_blend = True
+        self._full_effort = np.asarray(robot.limits.effort, dtype=float)
+        self.refusals = 0
+
+    # ---- inputs -------------------------------------------------------------------------
+    def update_joint_state(self, names: Sequence[str], position: Sequence[float], velocity: Sequence[float],
+                           effort: Sequence[float], now: float) -> None:
+        """Merge one JointState (any subset of joints; velocity/effort may be empty)."""
+        inp = self.inputs
+        for k, name in enumerate(names):
+            i = self._index.get(name)
+            if i is None or k >= len(position):
+                continue
+            inp.position[i] = position[k]
+            inp.velocity[i] = velocity[k] if k < len(velocity) else np.nan
+            inp.effort[i] = effort[k] if k < len(effort) else np.nan
+            self.joint_times[i] = now
+        inp.joint_state_time = float(self.joint_times.min())
+
+    def update_object_pose(self, position: Sequence[float], quat_wxyz: Sequence[float], now: float) -> None:
+        self.inputs.object_position = np.asarray(position, dtype=float)
+        self.inputs.object_quat = np.asarray(quat_wxyz, dtype=float)
+        self.inputs.object_pose_time = now
+
+    def update_object_mass(self, mass: float, friction: float | None) -> None:
+        self.inputs.object_mass = float(mass)
+        self.inputs.object_friction = None if friction is None else float(friction)
+
+    def set_object_size(self, size: Sequence[float] | None) -> None:
+        self.inputs.object_size = None if size is None or len(size) == 0 else np.asarray(size, dtype=float)
+
+    def set_arm_reference(self, names: Sequence[str], positions: Sequence[float]) -> list[str]:
+        """Store the task's reference for non-policy joints; returns names it ignored."""
+        ignored = [n for n, p in zip(names, positions, strict=False) if n not in self._index or not np.isfinite(p)]
+        self._reference = {n: float(p) for n, p in zip(names, positions, strict=False)
+                           if n in self._index and np.isfinite(p)}
+        return ignored
+
+    # ---- enable / disable -----------------------------------------------------------------
+    def measured_fresh(self, now: float) -> bool:
+        return (now - self.inputs.joint_state_time <= self.config.joint_state_timeout
+                and bool(np.all(np.isfinite(self.inputs.position))))
+
+    def enable(self, now: float) -> tuple[bool, str]:
+        if not self.measured_fresh(now):
+            return False, "cannot enable: no fresh /joint_states for every robot joint"
+        self._hold = self.inputs.position.copy()
+        self._enabled_at = now
+        self._restart_blend = True
+        self.monitor.reset()
+        self.enabled, self.stop_reason = True, ""
+        return True, f"policy enabled; blending in over {self.blend.steps} steps"
+
+    def disable(self, reason: str) -> None:
+        self.enabled, self.stop_reason = False, reason
+
+    # ---- the control step -------------------------------------------------------------------
+    def step(self, now: float) -> StepResult:
+        if not self.enabled:
+            return StepResult(None, None, f"disabled: {self.stop_reason}")
+        t0 = time.perf_counter()
+        self.inputs.phase_time = now - self._enabled_at
+        try:
+            obs = self.builder.build(self.inputs, now)
+            targets, efforts = decode_action(self.model.contract, self.model.act(obs), self.names,
+                                             self.robot.limits)
+        except (MissingInput, ValueError) as exc:
+            self._restart_blend = True  # resume from wherever the robot is by then
+            self.refusals += 1
+            return StepResult(None, None, str(exc), time.perf_counter() - t0)
+        positions = self._hold.copy()
+        for name, value in self._reference.items():
+            positions[self._index[name]] = value
+        for name, value in targets.items():
+            positions[self._index[name]] = value
+        effort = self._full_effort.copy()
+        for name, value in efforts.items():
+            effort[self._index[name]] = value
+        if self._restart_blend:
+            self.blend.start(self.inputs.position)
+            self._restart_blend = False
+        positions = self.blend.apply(positions)
+        duration = time.perf_counter() - t0
+        overran = self.monitor.record(duration)
+        if self.monitor.tripped:
+            self.disable(f"deadline: {self.monitor.max_overruns} overruns of the {self.monitor.budget * 1e3:.2f} ms "
+                         f"budget within {self.monitor.window} steps (worst {self.monitor.worst * 1e3:.2f} ms)")
+            return StepResult(None, None, self.stop_reason, duration, overran)
+        return StepResult(positions, effort, None, duration, overran)
