@@ -1,0 +1,186 @@
+"""task_node: runs one grasping task end to end and reports its phase on /drex/task_state.
+
+/drex/start_task (std_srvs/Trigger) starts a run: wait for a settled object pose, ask the
+mass-ID node to push and identify (/drex/identify_mass), then plan the arm's grasp
+reference (core.grasp_plan) from the perceived pose, publish it on
+/drex/policy/arm_reference and enable the policy (/policy_node/enable), and watch the
+object rise and stay up. The logic lives in core.task_sequence; this node feeds it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import SetBool, Trigger
+
+from drex_ros.core.grasp_plan import GraspPlan, GraspPlanError, plan_grasp
+from drex_ros.core.robot import ARM_JOINTS, JOINT_NAMES
+from drex_ros.core.task_sequence import Observation, Phase, TaskSequence, TaskSettings
+from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, joint_state_arrays, make_joint_state, spin_node, to_sec
+
+PARAMETERS = {
+    "rate_hz": 50.0,
+    "object_shape": "box",
+    "object_size": [0.06, 0.06, 0.06],
+    "identify_service": "/drex/identify_mass",
+    "policy_enable_service": "/policy_node/enable",
+    "skip_identification": False,
+    "lift_height": 0.10,
+    "hold_time": 3.0,
+    "joint_state_timeout": 0.5,
+    "object_pose_timeout": 2.0,
+    "command_timeout": 0.5,
+    "timeout_perceiving": 10.0,
+    "timeout_probing": 40.0,
+    "timeout_identifying": 60.0,
+    "timeout_grasping": 20.0,
+    "timeout_lifting": 10.0,
+    "timeout_holding": 10.0,
+}
+
+
+class TaskNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("task_node", **kwargs)
+        for name, default in PARAMETERS.items():
+            self.declare_parameter(name, default)
+        self.sequence = TaskSequence(self._settings())
+        self.plan: GraspPlan | None = None
+        self._q: np.ndarray | None = None
+        self._joint_time: float | None = None
+        self._pose: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._command_time: float | None = None
+        self._mass: float | None = None
+        self._identify = {"done": False, "ok": False, "message": ""}
+        self._reported = ""
+        self._diag = Diagnostics(self)
+        self._state_pub = self.create_publisher(String, "/drex/task_state", LATCHED_QOS)
+        self._arm_pub = self.create_publisher(JointState, "/drex/policy/arm_reference", 10)
+        self.create_subscription(JointState, "/joint_states", self._on_joints, 10)
+        self.create_subscription(PoseStamped, "/drex/object_pose", self._on_pose, 10)
+        self.create_subscription(Float64MultiArray, "/drex/object_mass", self._on_mass, LATCHED_QOS)
+        self.create_subscription(JointState, "/drex/policy/joint_command", self._on_command, 10)
+        clients = MutuallyExclusiveCallbackGroup()
+        self._identify_client = self.create_client(Trigger, self._param("identify_service"), callback_group=clients)
+        self._enable_client = self.create_client(SetBool, self._param("policy_enable_service"), callback_group=clients)
+        self.create_service(Trigger, "/drex/start_task", self._on_start)
+        self.create_timer(1.0 / float(self._param("rate_hz")), self._tick)
+        self._publish_state()
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _settings(self) -> TaskSettings:
+        s = TaskSettings()
+        s.timeouts = {k: float(self._param(f"timeout_{k}")) for k in s.timeouts}
+        for name in ("lift_height", "hold_time", "joint_state_timeout", "object_pose_timeout", "command_timeout"):
+            setattr(s, name, float(self._param(name)))
+        s.skip_identification = bool(self._param("skip_identification"))
+        return s
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # --- inputs ---------------------------------------------------------------------------
+    def _on_joints(self, msg: JointState) -> None:
+        q = joint_state_arrays(msg, JOINT_NAMES)["position"]
+        if np.all(np.isfinite(q)):
+            self._q, self._joint_time = q, to_sec(msg.header.stamp)
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        self._pose = (np.array([p.x, p.y, p.z]), np.array([o.w, o.x, o.y, o.z]), to_sec(msg.header.stamp))
+
+    def _on_mass(self, msg: Float64MultiArray) -> None:
+        if len(msg.data) >= 1 and np.isfinite(msg.data[0]) and msg.data[0] > 0:
+            self._mass = float(msg.data[0])
+
+    def _on_command(self, msg: JointState) -> None:
+        self._command_time = self._now()
+
+    # --- services -------------------------------------------------------------------------
+    def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.sequence.settings = self._settings()
+        self.plan, self._identify = None, {"done": False, "ok": False, "message": ""}
+        started = self.sequence.start(self._now())
+        response.success = started
+        response.message = "task started" if started else f"a task is already running ({self.sequence.phase})"
+        self._publish_state()
+        return response
+
+    def _request_identification(self) -> None:
+        if not self._identify_client.service_is_ready():
+            self._fail(f"mass identification service {self._param('identify_service')} is not available")
+            return
+        self.get_logger().info("asking the mass-ID node to push and identify")
+        self._identify_client.call_async(Trigger.Request()).add_done_callback(self._on_identified)
+
+    def _on_identified(self, future) -> None:
+        result = future.result()
+        self._identify = {"done": True, "ok": bool(result and result.success),
+                          "message": result.message if result else "no response"}
+        self.get_logger().info(f"mass identification: {self._identify['message']}")
+
+    def _enable_policy(self, enable: bool) -> None:
+        if self._enable_client.service_is_ready():
+            self._enable_client.call_async(SetBool.Request(data=enable))
+        elif enable:
+            self._fail(f"policy enable service {self._param('policy_enable_service')} is not available")
+
+    # --- the clocked update -------------------------------------------------------------------
+    def _tick(self) -> None:
+        obs = Observation(now=self._now(), joint_state_time=self._joint_time, last_command_time=self._command_time,
+                          identify_done=self._identify["done"], identify_ok=self._identify["ok"],
+                          identify_message=self._identify["message"], mass=self._mass)
+        if self._pose is not None:
+            obs.object_position, obs.object_pose_time = self._pose[0], self._pose[2]
+        actions = self.sequence.update(obs)
+        if actions.request_identification:
+            self._request_identification()
+        if actions.start_grasp:
+            self._start_grasp()
+        if actions.stop:
+            self._enable_policy(False)
+        if self.plan is not None and self.sequence.phase not in (Phase.FAILED, Phase.IDLE):
+            t = actions.grasp_time if actions.grasp_time is not None else self.plan.duration
+            self._arm_pub.publish(make_joint_state(self.get_clock().now().to_msg(), ARM_JOINTS,
+                                                   self.plan.arm_targets(t)))
+        self._publish_state()
+
+    def _start_grasp(self) -> None:
+        try:
+            self.plan = plan_grasp(self._pose[0], self._pose[1], self._param("object_shape"),
+                                   tuple(self._param("object_size")), self._q)
+        except GraspPlanError as exc:
+            self._fail(f"no grasp plan: {exc}")
+            return
+        self.sequence.set_grasp_phases(self.plan.phases())
+        self.get_logger().info(f"grasp planned ({self.plan.duration:.1f} s), enabling the policy")
+        self._enable_policy(True)
+
+    def _fail(self, reason: str) -> None:
+        self.sequence.fail(reason, self._now())
+        self._enable_policy(False)
+
+    def _publish_state(self) -> None:
+        phase = self.sequence.phase
+        if phase.value != self._reported:
+            self._reported = phase.value
+            self._state_pub.publish(String(data=phase.value))
+            log = self.get_logger().error if phase is Phase.FAILED else self.get_logger().info
+            log(f"task state: {phase.value}" + (f" ({self.sequence.reason})" if self.sequence.reason else ""))
+            level = "error" if phase is Phase.FAILED else "ok"
+            durations = {f"{k}_s": f"{v:.2f}" for k, v in self.sequence.durations.items()}
+            self._diag.publish(level, self.sequence.reason or phase.value, {"phase": phase.value, **durations})
+
+
+def main(args: list[str] | None = None) -> None:
+    spin_node(TaskNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Bring up the drex stack: ros2 launch drex bringup.launch.py [sim:=true] [record:=false] ...
+
+Starts perception_node, mass_id_node, policy_node, smoother_node, safety_node and
+task_node, each with its parameter file from config_dir; with sim:=true (the default)
+also sim_node, the MuJoCo mirror of the arm, hand and camera drivers. With sim:=false
+nothing that pretends to be hardware is started: remap /joint_states, the camera topics
+and /drex/joint_command to your drivers (see README).
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchDescription
+
+# node name -> its parameter file in config_dir
+STACK = {"perception_node": "perception.yaml", "mass_id_node": "mass_id.yaml", "policy_node": "policy.yaml",
+         "smoother_node": "smoother.yaml", "safety_node": "safety.yaml", "task_node": "task.yaml"}
+TRUE = ("true", "1", "yes", "on")
+
+
+def _nodes(context, *args, **kwargs):
+    sim = LaunchConfiguration("sim").perform(context).lower() in TRUE
+    use_sim_time = LaunchConfiguration("use_sim_time").perform(context).lower()
+    use_sim_time = sim if use_sim_time in ("", "auto") else use_sim_time in TRUE
+    config_dir = LaunchConfiguration("config_dir").perform(context)
+    policy_model = LaunchConfiguration("policy_model").perform(context)
+    record = LaunchConfiguration("record").perform(context).lower() in TRUE
+    record_path = LaunchConfiguration("record_path").perform(context)
+
+    actions = []
+    for name, config_file in STACK.items():
+        overrides = {"use_sim_time": use_sim_time}
+        if name == "policy_node" and policy_model:
+            overrides["model_path"] = policy_model
+        actions.append(Node(package="drex", executable=name, name=name, output="screen",
+                            parameters=[os.path.join(config_dir, config_file), overrides]))
+    if sim:
+        # The simulator is the clock: it never waits on /clock itself.
+        actions.append(Node(package="drex", executable="sim_node", name="sim_node", output="screen",
+                            parameters=[os.path.join(config_dir, "sim.yaml")]))
+    if record:
+        actions.append(Node(package="drex", executable="drex", name="recorder", output="screen",
+                            arguments=["record", record_path],
+                            parameters=[{"use_sim_time": use_sim_time}]))
+    return actions
+
+
+def generate_launch_description() -> LaunchDescription:
+    default_config = os.path.join(get_package_share_directory("drex"), "config")
+    return LaunchDescription([
+        DeclareLaunchArgument("sim", default_value="true", description="start the MuJoCo sim_node"),
+        DeclareLaunchArgument("use_sim_time", default_value="auto",
+                              description="true/false; auto follows sim"),
+        DeclareLaunchArgument("config_dir", default_value=default_config,
+                              description="folder with <node>.yaml parameter files"),
+        DeclareLaunchArgument("policy_model", default_value="",
+                              description="ONNX grasp policy (empty: the one in policy.yaml)"),
+        DeclareLaunchArgument("record", default_value="false", description="record the stack's topics to MCAP"),
+        DeclareLaunchArgument("record_path", default_value="drex_record.mcap", description="bag written by record"),
+        OpaqueFunction(function=_nodes),
+    ])
