@@ -1,0 +1,162 @@
+"""Run the drex nodes in one process (MultiThreadedExecutor) with the launch file's parameter files.
+
+The same nodes and config/*.yaml files as `ros2 launch drex bringup.launch.py`, for
+machines without the ROS 2 CLI. Ctrl-C stops the policy first and lets the safety node
+hold the measured position before anything else shuts down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+
+# node name -> parameter file, in start order (the launch file's table)
+STACK = {"safety_node": "safety.yaml", "smoother_node": "smoother.yaml", "policy_node": "policy.yaml",
+         "perception_node": "perception.yaml", "mass_id_node": "mass_id.yaml", "task_node": "task.yaml"}
+SIM = {"sim_node": "sim.yaml"}
+HOLD_SECONDS = 0.5
+
+
+def default_config_dir() -> Path:
+    """config/ of the checkout, or share/drex/config of a colcon install."""
+    here = Path(__file__).resolve().parents[2] / "config"
+    if here.is_dir():
+        return here
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("drex")) / "config"
+    except (ImportError, LookupError):
+        return here
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sim", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run sim_node, the MuJoCo hardware mirror (default: yes)")
+    parser.add_argument("--config-dir", type=Path, default=None, help="folder with the <node>.yaml files")
+    parser.add_argument("--params-file", action="append", default=[], type=Path,
+                        help="extra ROS 2 parameter file(s), applied after config-dir's (repeatable)")
+    parser.add_argument("--use-sim-time", action=argparse.BooleanOptionalAction, default=None,
+                        help="default: follows --sim")
+    parser.add_argument("--policy-model", default="", help="ONNX grasp policy to load instead of policy.yaml's")
+    parser.add_argument("--record", type=Path, default=None, help="also record the stack's topics to this MCAP bag")
+    parser.add_argument("--start-task", action="store_true", help="start a grasping task once everything is up")
+
+
+def node_class(module_name: str):
+    """The rclpy Node subclass a node module defines."""
+    from rclpy.node import Node
+
+    module = importlib.import_module(f"drex_ros.nodes.{module_name}")
+    classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
+               if issubclass(c, Node) and c is not Node and c.__module__ == module.__name__]
+    if len(classes) != 1:
+        raise RuntimeError(f"drex_ros.nodes.{module_name} should define one Node class, found {classes}")
+    return classes[0]
+
+
+def ros_arguments(config_dir: Path, files: dict[str, str], extra: list[Path], use_sim_time: bool,
+                  policy_model: str) -> list[str]:
+    args = ["--ros-args"]
+    for name in files.values():
+        path = config_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"parameter file {path} not found")
+        args += ["--params-file", str(path)]
+    for path in extra:
+        if not path.is_file():
+            raise FileNotFoundError(f"parameter file {path} not found")
+        args += ["--params-file", str(path)]
+    if policy_model:
+        args += ["--params-file", _policy_override(policy_model)]
+    args += ["-p", f"use_sim_time:={'true' if use_sim_time else 'false'}"]
+    return args
+
+
+def _policy_override(model_path: str) -> str:
+    """A parameter file that points policy_node at another model (applied after policy.yaml)."""
+    import tempfile
+
+    import yaml
+
+    if not Path(model_path).is_file():
+        raise FileNotFoundError(f"policy model {model_path} not found")
+    handle = tempfile.NamedTemporaryFile("w", suffix="-policy.yaml", delete=False)
+    yaml.safe_dump({"policy_node": {"ros__parameters": {"model_path": str(Path(model_path).resolve())}}}, handle)
+    handle.close()
+    return handle.name
+
+
+def start_nodes(names: list[str]) -> dict[str, object]:
+    return {name: node_class(name)() for name in names}
+
+
+def shutdown_nodes(nodes: dict[str, object], executor) -> None:
+    """Policy off first, the safety node holds the measured position, then everything stops."""
+    for name in ("task_node", "policy_node", "mass_id_node"):
+        node = nodes.pop(name, None)
+        if node is not None:
+            executor.remove_node(node)
+            node.destroy_node()
+    safety = nodes.get("safety_node")
+    if safety is not None and hasattr(safety, "hold"):
+        safety.hold("bringup shutting down")
+    deadline = time.monotonic() + HOLD_SECONDS
+    while time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.02)
+    for node in nodes.values():
+        executor.remove_node(node)
+        node.destroy_node()
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    config_dir = args.config_dir or default_config_dir()
+    files = {**STACK, **(SIM if args.sim else {})}
+    use_sim_time = args.sim if args.use_sim_time is None else args.use_sim_time
+    try:
+        ros_args = ros_arguments(config_dir, files, args.params_file, use_sim_time, args.policy_model)
+    except FileNotFoundError as exc:
+        print(f"drex bringup: {exc}")
+        return 2
+    rclpy.init(args=ros_args)
+    executor = MultiThreadedExecutor(num_threads=4)
+    order = (list(SIM) if args.sim else []) + list(STACK)
+    nodes = start_nodes(order)
+    if args.record:
+        from drex_ros.commands.record import Recorder
+
+        nodes["recorder"] = Recorder(str(args.record))
+    for node in nodes.values():
+        executor.add_node(node)
+    print(f"drex bringup: {', '.join(nodes)} running (sim={args.sim}, use_sim_time={use_sim_time}); Ctrl-C stops")
+    if args.start_task:
+        _start_task_when_ready(executor, nodes)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        print("\ndrex bringup: shutting down (safety holds position first)")
+    finally:
+        shutdown_nodes(nodes, executor)
+        executor.shutdown()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+def _start_task_when_ready(executor, nodes: dict[str, object]) -> None:
+    from std_srvs.srv import Trigger
+
+    client = nodes["task_node"].create_client(Trigger, "/drex/start_task")
+    deadline = time.monotonic() + 30
+    while not client.service_is_ready() and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+    client.call_async(Trigger.Request())
