@@ -202,3 +202,13 @@ def test_measured_outside_limits_output_is_nearest_safe_point():
     out = gate.on_command(JOINT_NAMES, cmd, [], 0.0)
     assert out.positions[19] == pytest.approx(gate.lower[19])
     assert out.reasons["position_limit"] == 1
+
+
+def test_forced_hold_until_next_command():
+    gate = fresh_gate(HOME)
+    gate.on_command(JOINT_NAMES, HOME + 0.01, [], 0.0)
+    gate.force_hold("shutdown")
+    out = gate.on_tick(0.001)
+    assert out.mode == "hold" and gate.hold_reason == "shutdown"
+    assert gate.on_command(JOINT_NAMES, HOME, [], 0.002).mode == "command"
+    assert gate.on_tick(0.003) is None

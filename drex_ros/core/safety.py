@@ -43,7 +43,7 @@ class SafetyConfig:
     min_dt: float = 0.005  # s; velocity bound is taken over at least this long
     max_dt: float = 0.1  # s; and at most this long
     command_timeout: float = 0.1  # s without an accepted command -> hold
-    state_timeout: float = 0.05  # s; older measured state -> publish nothing
+    state_timeout: float = 0.1  # s; older measured state -> publish nothing
     hold_keeps_grip: bool = True
 
     def validate(self) -> None:
@@ -92,6 +92,7 @@ class SafetyGate:
         self._last_command_t = -np.inf
         self._hold: tuple[np.ndarray, np.ndarray] | None = None
         self._hold_reason = ""
+        self._pending_reason = ""
         self.estop_latched = False
         self.estop_input = False
         self.counters: Counter = Counter()
@@ -139,6 +140,13 @@ class SafetyGate:
         self._hold = None
         self.counters["estop_reset"] += 1
         return True, "e-stop cleared"
+
+    def force_hold(self, reason: str) -> None:
+        """Hold from now on (as if the command stream had died) until the next accepted command."""
+        self._last_command_t = -np.inf
+        self._hold = None
+        self._pending_reason = reason
+        self.counters["forced_hold"] += 1
 
     # ---- outputs ------------------------------------------------------------------------
     def on_command(self, names: Sequence[str], positions: Sequence[float], efforts: Sequence[float],
@@ -189,8 +197,10 @@ class SafetyGate:
                 self._begin_hold("estop", t)
         elif t - self._last_command_t > self.config.command_timeout:
             if self._hold is None:
-                self._begin_hold("watchdog", t)
-                self.counters["watchdog_hold"] += 1
+                reason, self._pending_reason = self._pending_reason or "watchdog", ""
+                self._begin_hold(reason, t)
+                if reason == "watchdog":
+                    self.counters["watchdog_hold"] += 1
         else:
             return None
         q, e = self._hold

@@ -1,0 +1,255 @@
+"""policy_node: runs a contract-following ONNX grasp policy at its control rate.
+
+Subscribes /joint_states, /drex/object_pose (PoseStamped, frame `world`), /drex/object_mass
+([mass_kg, std_kg, friction], latched) and /drex/policy/arm_reference (JointState of arm
+joints); publishes full-robot JointState commands on /drex/policy/joint_command (position
+targets; effort = per-joint effort limit, scaled by the policy's grip output on grip joints).
+The header stamp of a command is the stamp of the /joint_states message it was computed
+from, so downstream stages and benchmarks can tell its age.
+
+~/enable (std_srvs/SetBool) starts and stops the policy (or `autostart`). At start-up the
+model's contract is checked against the URDF and this configuration; any difference is
+logged and the node refuses to start (PolicyStartupError). While enabled, a missing or
+stale input, a deadline trip or a non-finite output means no command is published (the
+safety watchdog holds the robot) and the reason goes to the log and /diagnostics.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from geometry_msgs.msg import PoseStamped
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import SetBool
+
+from drex_ros.core.policy import PolicyModel, RuntimeExpectations, check_contract
+from drex_ros.core.policy_contract import ContractError
+from drex_ros.core.policy_loop import LoopConfig, PolicyLoop
+from drex_ros.core.robot import robot_model
+from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, make_joint_state, spin_node
+
+PARAMETERS = {
+    "model_path": "",
+    "num_threads": 1,
+    "control_rate_hz": 0.0,  # 0 = the model's rate; otherwise must equal it
+    "expected_obs_dim": 0,  # 0 = no expectation
+    "autostart": False,
+    "trigger": "timer",  # "timer" or "joint_states" (step on the state message that makes a period due)
+    "blend_steps": 20,
+    "joint_state_timeout": 0.1,
+    "object_pose_timeout": 0.5,
+    "deadline_fraction": 0.5,
+    "max_overruns": 3,
+    "overrun_window": 20,
+    "world_frame": "world",
+    "joint_states_topic": "/joint_states",
+    "object_pose_topic": "/drex/object_pose",
+    "object_mass_topic": "/drex/object_mass",
+    "arm_reference_topic": "/drex/policy/arm_reference",
+    "command_topic": "/drex/policy/joint_command",
+}
+# Lists with no sensible default: left unset unless a parameter file gives them.
+LIST_PARAMETERS = {
+    "object_size": Parameter.Type.DOUBLE_ARRAY,  # m, bounding-box extents, for models that observe it
+    "gain_joints": Parameter.Type.STRING_ARRAY,  # with gain_kp / gain_kd: the gains the robot runs
+    "gain_kp": Parameter.Type.DOUBLE_ARRAY,
+    "gain_kd": Parameter.Type.DOUBLE_ARRAY,
+}
+LOG_PERIOD_S = 2.0
+
+
+class PolicyStartupError(RuntimeError):
+    """The model cannot be run on this robot with this configuration; the message says why."""
+
+
+class PolicyNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("policy_node", **kwargs)
+        for name, default in PARAMETERS.items():
+            self.declare_parameter(name, default)
+        for name, kind in LIST_PARAMETERS.items():
+            self.declare_parameter(name, kind)
+        self.robot = robot_model()
+        self.loop = self._load_checked_model()
+        self.loop.set_object_size(self._list("object_size") or None)
+        self._diag = Diagnostics(self)
+        self._last_problem, self._last_log = "", 0.0
+        self._state_stamp = None
+        self._steps = self._published = 0
+        self._period = 1.0 / self.loop.model.contract.control_rate_hz
+        self._next_due = 0.0
+        self._by_state = self._param("trigger") == "joint_states"
+        if self._param("trigger") not in ("timer", "joint_states"):
+            raise PolicyStartupError(f"trigger must be 'timer' or 'joint_states', got {self._param('trigger')!r}")
+        self._pub = self.create_publisher(JointState, self._param("command_topic"), 10)
+        self.create_subscription(JointState, self._param("joint_states_topic"), self._on_joint_state, 10)
+        self.create_subscription(PoseStamped, self._param("object_pose_topic"), self._on_object_pose, 10)
+        self.create_subscription(Float64MultiArray, self._param("object_mass_topic"), self._on_object_mass,
+                                 LATCHED_QOS)
+        self.create_subscription(JointState, self._param("arm_reference_topic"), self._on_arm_reference, 10)
+        self.create_service(SetBool, "~/enable", self._on_enable)
+        if not self._by_state:
+            self.create_timer(self._period, self._step)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self._autostart = bool(self._param("autostart"))
+        c = self.loop.model.contract
+        self.get_logger().info(
+            f"policy ready: obs {c.obs_dim} ({', '.join(c.field_names())}), {len(c.position_targets)} position "
+            f"targets, grip on {len(c.grip_effort)} joints, {c.control_rate_hz:g} Hz, trigger {self._param('trigger')}"
+            f"{', autostart' if self._autostart else '; call ~/enable to start'}")
+
+    # ---- set-up -------------------------------------------------------------------------
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _list(self, name: str) -> list:
+        try:
+            return list(self.get_parameter(name).value or [])
+        except ParameterUninitializedException:
+            return []
+
+    def _expectations(self) -> RuntimeExpectations:
+        joints, kp, kd = self._list("gain_joints"), self._list("gain_kp"), self._list("gain_kd")
+        for label, values in (("gain_kp", kp), ("gain_kd", kd)):
+            if values and len(values) != len(joints):
+                raise PolicyStartupError(f"{label} has {len(values)} values for {len(joints)} gain_joints")
+        gains = {j: {} for j in joints}
+        for j, value in zip(joints, kp, strict=False):
+            gains[j]["kp"] = float(value)
+        for j, value in zip(joints, kd, strict=False):
+            gains[j]["kd"] = float(value)
+        return RuntimeExpectations(control_rate_hz=float(self._param("control_rate_hz")),
+                                   obs_dim=int(self._param("expected_obs_dim")), gains=gains)
+
+    def _load_checked_model(self) -> PolicyLoop:
+        path = self._param("model_path")
+        try:
+            if not path:
+                raise PolicyStartupError("parameter model_path is empty: no policy to run")
+            model = PolicyModel(path, num_threads=int(self._param("num_threads")))
+            problems = check_contract(model.contract, self.robot.joint_names, self._expectations())
+            if problems:
+                raise PolicyStartupError(f"model {path} does not fit this robot/configuration:\n  - "
+                                         + "\n  - ".join(problems))
+        except (ContractError, OSError) as exc:
+            self.get_logger().fatal(f"refusing to start: model {path}: {exc}")
+            raise PolicyStartupError(f"model {path}: {exc}") from exc
+        except PolicyStartupError as exc:
+            self.get_logger().fatal(f"refusing to start: {exc}")
+            raise
+        config = LoopConfig(joint_state_timeout=float(self._param("joint_state_timeout")),
+                            object_pose_timeout=float(self._param("object_pose_timeout")),
+                            blend_steps=int(self._param("blend_steps")),
+                            deadline_fraction=float(self._param("deadline_fraction")),
+                            max_overruns=int(self._param("max_overruns")),
+                            overrun_window=int(self._param("overrun_window")))
+        return PolicyLoop(model, self.robot, config)
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ---- inputs -------------------------------------------------------------------------
+    def _on_joint_state(self, msg: JointState) -> None:
+        now = self._now()
+        self.loop.update_joint_state(msg.name, msg.position, msg.velocity, msg.effort, now)
+        self._state_stamp = msg.header.stamp
+        if self._autostart and not self.loop.enabled and self.loop.stop_reason == "not enabled":
+            ok, text = self.loop.enable(now)
+            if ok:
+                self._autostart = False
+                self.get_logger().info(f"autostart: {text}")
+        if self._by_state and now >= self._next_due - 0.25 * self._period:
+            self._next_due = max(self._next_due + self._period, now + 0.5 * self._period)
+            self._step()
+
+    def _on_object_pose(self, msg: PoseStamped) -> None:
+        if msg.header.frame_id != self._param("world_frame"):
+            self._report(f"object pose in frame {msg.header.frame_id!r}, expected {self._param('world_frame')!r}; "
+                         "ignored")
+            return
+        p, o = msg.pose.position, msg.pose.orientation
+        self.loop.update_object_pose((p.x, p.y, p.z), (o.w, o.x, o.y, o.z), self._now())
+
+    def _on_object_mass(self, msg: Float64MultiArray) -> None:
+        data = list(msg.data)
+        if not data or not (data[0] > 0) or data[0] == float("inf"):
+            self._report(f"object mass message {data} ignored: expected [mass_kg > 0, std_kg, friction]")
+            return
+        friction = data[2] if len(data) >= 3 else None
+        self.loop.update_object_mass(data[0], friction)
+        self.get_logger().info(f"object mass {data[0]:.3f} kg" + (f", friction {friction:.2f}" if friction else ""))
+
+    def _on_arm_reference(self, msg: JointState) -> None:
+        ignored = self.loop.set_arm_reference(msg.name, msg.position)
+        if ignored:
+            self._report(f"arm reference: ignored joints {ignored} (unknown or non-finite)")
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        if request.data:
+            response.success, response.message = self.loop.enable(self._now())
+            self._next_due = 0.0
+        else:
+            self.loop.disable("disabled by ~/enable")
+            response.success, response.message = True, "policy disabled"
+        self._autostart = False
+        (self.get_logger().info if response.success else self.get_logger().error)(response.message)
+        return response
+
+    # ---- the control step -----------------------------------------------------------------
+    def _step(self) -> None:
+        was_enabled = self.loop.enabled
+        result = self.loop.step(self._now())
+        if not was_enabled:
+            return
+        self._steps += 1
+        if result.positions is None:
+            if not self.loop.enabled:
+                self.get_logger().error(f"policy stopped: {self.loop.stop_reason}")
+                self._publish_diagnostics()
+            else:
+                self._report(f"no command: {result.problem}")
+            return
+        stamp = self._state_stamp if self._state_stamp is not None else self.get_clock().now().to_msg()
+        self._pub.publish(make_joint_state(stamp, self.robot.joint_names, result.positions, effort=result.efforts))
+        self._published += 1
+        if self._last_problem:
+            self.get_logger().info("inputs complete again; commanding")
+            self._last_problem = ""
+
+    def _report(self, problem: str) -> None:
+        now = time.monotonic()
+        if problem != self._last_problem or now - self._last_log > LOG_PERIOD_S:
+            self.get_logger().warn(problem)
+            self._diag.publish("error", problem, self._values())
+            self._last_problem, self._last_log = problem, now
+
+    def _values(self) -> dict[str, object]:
+        m = self.loop.monitor
+        return {"enabled": self.loop.enabled, "stop_reason": self.loop.stop_reason, "steps": self._steps,
+                "published": self._published, "refused": self.loop.refusals, "overruns": m.overruns,
+                "worst_step_ms": f"{m.worst * 1e3:.3f}", "budget_ms": f"{m.budget * 1e3:.3f}"}
+
+    def _publish_diagnostics(self) -> None:
+        if not self.loop.enabled:
+            level = "error" if self.loop.stop_reason.startswith("deadline") else "ok"
+            self._diag.publish(level, f"idle: {self.loop.stop_reason}", self._values())
+        elif self._last_problem:
+            self._diag.publish("error", self._last_problem, self._values())
+        else:
+            self._diag.publish("ok", "commanding", self._values())
+
+
+def main(args: list[str] | None = None) -> None:
+    try:
+        spin_node(PolicyNode, args)
+    except PolicyStartupError:
+        sys.exit(1)  # the reason is already logged
+
+
+if __name__ == "__main__":
+    main()
