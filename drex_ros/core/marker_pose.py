@@ -116,15 +116,15 @@ class MarkerPoseEstimator:
             return None
         raw = {i: detections[i] for i in ids}
         ideal = {i: _undistort(raw[i], intr) for i in ids}
-        R, t = self._initial_pose(ids, ideal, intr)
+        use_depth = self.settings.use_depth and depth is not None
+        all_samples = self._depth_samples(ids, raw, depth, intr) if use_depth else {}
         while True:
-            samples = self._depth_samples(ids, raw, depth, intr) if self.settings.use_depth and depth is not None \
-                else {}
+            samples = {i: q for i, q in all_samples.items() if i in ids}
+            R, t = self._initial_pose(ids, ideal, samples, intr)
             R, t, info = self._refine(ids, ideal, samples, R, t, intr.K)
             worst = max(ids, key=lambda i: info["marker_rms"][i])
             if len(ids) > 1 and info["marker_rms"][worst] > self.settings.max_marker_reproj_px:
                 ids = [i for i in ids if i != worst]
-                R, t = self._initial_pose(ids, ideal, intr)
                 continue
             break
         if info["rms"] > self.settings.max_rms_reproj_px:
@@ -132,7 +132,15 @@ class MarkerPoseEstimator:
         return MarkerPose(R, t, info["cov"], tuple(sorted(ids)), info["rms"], info["depth_points"])
 
     # --- initial guess --------------------------------------------------------------------
-    def _initial_pose(self, ids: list[int], ideal: dict[int, np.ndarray], intr: Intrinsics):
+    def _initial_pose(self, ids: list[int], ideal: dict[int, np.ndarray], samples: dict[int, np.ndarray],
+                      intr: Intrinsics):
+        """The IPPE candidate that best explains all corners and all depth samples.
+
+        Depth is scored with a truncated quadratic: a candidate on the wrong side of the
+        planar ambiguity can reproject a frontal marker's corners perfectly while sitting
+        centimetres off in depth, and only depth tells the two apart.
+        """
+        st = self.settings
         K = intr.K
         obj_all = np.vstack([self._corners_obj[i] for i in ids])
         img_all = np.vstack([ideal[i] for i in ids])
@@ -148,7 +156,11 @@ class MarkerPoseEstimator:
                 p = obj_all @ R.T + t
                 if np.any(p[:, 2] <= 0):
                     continue
-                err = float(np.sum((_project(K, p) - img_all) ** 2))
+                err = float(np.sum((_project(K, p) - img_all) ** 2)) / st.corner_sigma_px**2
+                for j, q in samples.items():
+                    f = self.faces[j]
+                    r = (q - t) @ (R @ f.rotation[:, 2]) - f.rotation[:, 2] @ f.position
+                    err += float(np.sum(np.minimum(r**2, st.depth_gate_m**2))) / st.depth_sigma_m**2
                 if err < best_err:
                     best, best_err = (R, t), err
         if best is None:
