@@ -224,7 +224,7 @@ class PolicyNode(Node):
     def _report(self, problem: str) -> None:
         now = time.monotonic()
         if problem != self._last_problem or now - self._last_log > LOG_PERIOD_S:
-            self.get_logger().warn(problem)
+            self.get_logger().warning(problem)
             self._diag.publish("error", problem, self._values())
             self._last_problem, self._last_log = problem, now
 

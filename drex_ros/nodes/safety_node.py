@@ -120,14 +120,14 @@ class SafetyNode(Node):
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success, response.message = self.gate.reset_estop()
-        (self.get_logger().warn if response.success else self.get_logger().error)(f"reset_estop: {response.message}")
+        (self.get_logger().warning if response.success else self.get_logger().error)(f"reset_estop: {response.message}")
         self._publish_diagnostics()
         return response
 
     def hold(self, reason: str) -> None:
         """Hold the measured position now (used by bringup before shutting the stack down)."""
         self.gate.force_hold(reason)
-        self.get_logger().warn(f"holding: {reason}")
+        self.get_logger().warning(f"holding: {reason}")
         self._on_tick()
 
     # ---- output adapters ----------------------------------------------------------------
@@ -152,7 +152,7 @@ class SafetyNode(Node):
         now = time.monotonic()
         for reason, count in self.gate.counters.items():
             if count != self._reported[reason] and now - self._last_log.get(reason, -1e9) > LOG_PERIOD_S:
-                self.get_logger().warn(f"{reason}: {count} in total")
+                self.get_logger().warning(f"{reason}: {count} in total")
                 self._reported[reason], self._last_log[reason] = count, now
 
     def _publish_diagnostics(self) -> None:
