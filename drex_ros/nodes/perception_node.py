@@ -1,0 +1,244 @@
+"""perception_node: the object's pose from RGB-D, in the world frame.
+
+Subscribes colour (rgb8/bgr8), depth (16UC1 mm / 32FC1 m, registered to colour) and the
+colour CameraInfo; pairs colour and depth frames by stamp; runs core.perception.
+Publishes /drex/object_pose (PoseStamped, frame `world`) only for a pose measured from
+markers in that very frame and stamped with it, never a stale or predicted one;
+/drex/object_pose_cov (PoseWithCovarianceStamped) carries every estimate with its
+covariance, including the markerless depth fallback (roll/pitch variance 1e6 = not
+observed). Tracking loss, the fallback and every rejected input are reported on
+/diagnostics and in the log; bad input never stops the node.
+Extrinsics (world_T_optical) are the parameters camera_translation and
+camera_quaternion_wxyz (write them with `drex calibrate-camera`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from scipy.spatial.transform import Rotation
+from sensor_msgs.msg import CameraInfo, Image
+
+from drex_ros.core.depth_fallback import FallbackSettings
+from drex_ros.core.image_input import ImageInputError, Intrinsics, decode_color, decode_depth
+from drex_ros.core.marker_pose import MarkerSettings
+from drex_ros.core.perception import (
+    Perception,
+    PerceptionResult,
+    PerceptionSettings,
+    config_path,
+    load_object_markers,
+)
+from drex_ros.core.pose_filter import FilterSettings
+from drex_ros.nodes.ros_io import Diagnostics, spin_node, to_sec
+
+PARAMETERS = {
+    "color_topic": "/camera/color/image_raw",
+    "depth_topic": "/camera/depth/image_rect_raw",
+    "camera_info_topic": "/camera/color/camera_info",
+    "pose_topic": "/drex/object_pose",
+    "pose_cov_topic": "/drex/object_pose_cov",
+    "world_frame": "world",
+    "camera_translation": [0.85, -0.32, 0.38],
+    "camera_quaternion_wxyz": [0.4033639862, -0.8378938457, -0.3313430098, 0.1595092718],
+    "markers_file": "",
+    "object_name": "box_60mm",
+    "max_stamp_gap": 0.02,
+    "lost_after": 0.5,
+    "use_depth": True,
+    "corner_sigma_px": 0.5,
+    "depth_sigma_m": 0.002,
+    "accel_sigma": 3.0,
+    "angular_accel_sigma": 30.0,
+    "use_fallback": True,
+    "table_z": 0.0,
+    "workspace_min": [0.25, -0.4],
+    "workspace_max": [1.0, 0.4],
+    "max_saturation": 0.25,
+    "diagnostics_period": 0.5,
+    "sensor_qos": "reliable",  # or best_effort, to match the camera driver's publishers
+}
+BUFFERED_FRAMES = 4
+LOG_REPEAT_S = 2.0  # one error is logged at most this often (diagnostics get every one)
+
+
+def extrinsics_from(translation: list[float], quaternion_wxyz: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(translation, dtype=float)
+    q = np.asarray(quaternion_wxyz, dtype=float)
+    if t.shape != (3,) or q.shape != (4,) or not (np.all(np.isfinite(t)) and np.all(np.isfinite(q))):
+        raise ValueError(f"camera_translation needs 3 and camera_quaternion_wxyz 4 finite numbers, got {t}, {q}")
+    if abs(np.linalg.norm(q) - 1.0) > 1e-3:
+        raise ValueError(f"camera_quaternion_wxyz {q.tolist()} is not a unit quaternion (norm {np.linalg.norm(q):.4f})")
+    return t, Rotation.from_quat([q[1], q[2], q[3], q[0]]).as_matrix()
+
+
+class PerceptionNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("perception_node", **kwargs)
+        for name, default in PARAMETERS.items():
+            self.declare_parameter(name, default)
+        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        markers_file = p["markers_file"] or str(config_path("markers.yaml"))
+        markers = load_object_markers(markers_file, p["object_name"])
+        position, rotation = extrinsics_from(p["camera_translation"], p["camera_quaternion_wxyz"])
+        settings = PerceptionSettings(
+            markers=MarkerSettings(corner_sigma_px=p["corner_sigma_px"], depth_sigma_m=p["depth_sigma_m"],
+                                   use_depth=p["use_depth"]),
+            filter=FilterSettings(accel_sigma=p["accel_sigma"], angular_accel_sigma=p["angular_accel_sigma"]),
+            fallback=FallbackSettings(table_z=p["table_z"], workspace_min=tuple(p["workspace_min"]),
+                                      workspace_max=tuple(p["workspace_max"]), max_saturation=p["max_saturation"]),
+            use_fallback=p["use_fallback"], max_stamp_gap=p["max_stamp_gap"], lost_after=p["lost_after"])
+        self._perception = Perception(markers, position, rotation, settings)
+        self._world_frame = p["world_frame"]
+        self._max_gap = float(p["max_stamp_gap"])
+        self._diag_period = float(p["diagnostics_period"])
+        self._topics = {k: p[k] for k in ("color_topic", "depth_topic", "camera_info_topic")}
+        self._intrinsics: Intrinsics | None = None
+        self._info_error = f"no CameraInfo received on {p['camera_info_topic']}"
+        self._colors: deque = deque(maxlen=BUFFERED_FRAMES)
+        self._depths: deque = deque(maxlen=BUFFERED_FRAMES)
+        self._last_status = ""
+        self._last_diag = 0.0
+        self._last_log: dict[str, float] = {}
+        self._counts = {"frames": 0, "poses": 0, "fallback": 0, "lost": 0, "rejected_input": 0}
+        self._diag = Diagnostics(self)
+        self._pub_pose = self.create_publisher(PoseStamped, p["pose_topic"], 10)
+        self._pub_cov = self.create_publisher(PoseWithCovarianceStamped, p["pose_cov_topic"], 10)
+        # Reliable by default: megabyte images sent best effort lose fragments and whole frames on a busy host.
+        if p["sensor_qos"] not in ("reliable", "best_effort"):
+            raise ValueError(f"sensor_qos must be reliable or best_effort, got {p['sensor_qos']!r}")
+        qos = qos_profile_sensor_data if p["sensor_qos"] == "best_effort" else 5
+        self.create_subscription(Image, p["color_topic"], self._on_color, qos)
+        self.create_subscription(Image, p["depth_topic"], self._on_depth, qos)
+        self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_info, qos)
+        self.get_logger().info(f"tracking object {markers.name!r} ({len(markers.faces)} markers) from "
+                               f"{self._topics['color_topic']} + {self._topics['depth_topic']}; camera at "
+                               f"{np.round(position, 4).tolist()} in {self._world_frame}")
+
+    # --- inputs ------------------------------------------------------------------------
+    def _on_info(self, msg: CameraInfo) -> None:
+        try:
+            self._intrinsics = Intrinsics.from_camera_info(list(msg.k), list(msg.d), msg.width, msg.height,
+                                                           msg.distortion_model)
+            self._info_error = ""
+        except ImageInputError as exc:
+            self._intrinsics = None
+            self._info_error = f"CameraInfo on {self._topics['camera_info_topic']} unusable: {exc}"
+            self._report_error(self._info_error)
+
+    def _on_color(self, msg: Image) -> None:
+        self._colors.append((to_sec(msg.header.stamp), msg))
+        self._pair()
+
+    def _on_depth(self, msg: Image) -> None:
+        self._depths.append((to_sec(msg.header.stamp), msg))
+        self._pair()
+
+    def _pair(self) -> None:
+        """Process the newest colour frame that has a depth frame within max_stamp_gap."""
+        for ci in range(len(self._colors) - 1, -1, -1):
+            c_stamp, c_msg = self._colors[ci]
+            match = [(abs(d_stamp - c_stamp), di) for di, (d_stamp, _) in enumerate(self._depths)]
+            gap, di = min(match, default=(np.inf, -1))
+            if gap <= self._max_gap:
+                d_stamp, d_msg = self._depths[di]
+                for _ in range(ci + 1):
+                    self._colors.popleft()
+                for _ in range(di + 1):
+                    self._depths.popleft()
+                self._process(c_msg, d_msg)
+                return
+        # A frame older than the other stream's newest frame by more than the gap will never be matched.
+        for frames, others, kind in ((self._colors, self._depths, "colour"), (self._depths, self._colors, "depth")):
+            while frames and others and frames[0][0] < others[-1][0] - self._max_gap:
+                stamp, _ = frames.popleft()
+                nearest = min(abs(o - stamp) for o, _ in others)
+                self._counts["rejected_input"] += 1
+                self._report_error(f"{kind} frame at {stamp:.3f} s has no partner within {self._max_gap * 1e3:.0f} "
+                                   f"ms (nearest {nearest * 1e3:.0f} ms apart): colour and depth are not in sync",
+                                   "sync")
+
+    # --- processing ----------------------------------------------------------------------
+    def _process(self, c_msg: Image, d_msg: Image) -> None:
+        self._counts["frames"] += 1
+        try:
+            rgb = decode_color(c_msg.encoding, c_msg.data, c_msg.height, c_msg.width, c_msg.step)
+            depth = decode_depth(d_msg.encoding, d_msg.data, d_msg.height, d_msg.width, d_msg.step,
+                                 bool(d_msg.is_bigendian))
+            if self._intrinsics is None:
+                raise ImageInputError(self._info_error)
+            result = self._perception.process(rgb, depth, self._intrinsics, to_sec(c_msg.header.stamp),
+                                              to_sec(d_msg.header.stamp))
+        except ImageInputError as exc:
+            self._counts["rejected_input"] += 1
+            self._report_error(f"frame rejected: {exc}", "stamps" if "apart" in str(exc) else None)
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug must be visible, but must not take the node down
+            self._counts["rejected_input"] += 1
+            self._report_error(f"perception failed on a frame: {type(exc).__name__}: {exc}")
+            return
+        self._publish(result, c_msg)
+
+    def _publish(self, result: PerceptionResult, c_msg: Image) -> None:
+        if result.fresh_pose:
+            self._counts["poses"] += 1
+            pose = PoseStamped()
+            pose.header.stamp, pose.header.frame_id = c_msg.header.stamp, self._world_frame
+            _fill_pose(pose.pose, result)
+            self._pub_pose.publish(pose)
+        if result.status in ("tracking", "fallback"):
+            cov = PoseWithCovarianceStamped()
+            cov.header.stamp, cov.header.frame_id = c_msg.header.stamp, self._world_frame
+            _fill_pose(cov.pose.pose, result)
+            cov.pose.covariance = [float(v) for v in result.covariance.ravel()]
+            self._pub_cov.publish(cov)
+        if result.status in ("fallback", "lost"):
+            self._counts[result.status] += 1
+        level = {"tracking": "ok", "outlier": "warn", "fallback": "warn", "lost": "warn"}[result.status]
+        now = time.monotonic()
+        if result.status != self._last_status:
+            log = self.get_logger().info if result.status == "tracking" else self.get_logger().warn
+            log(f"{result.status}: {result.message}")
+        if result.status != self._last_status or now - self._last_diag >= self._diag_period:
+            self._diag.publish(level, f"{result.status}: {result.message}", self._values(result))
+            self._last_diag = now
+        self._last_status = result.status
+
+    def _values(self, result: PerceptionResult | None = None) -> dict[str, object]:
+        values: dict[str, object] = dict(self._counts)
+        if result is not None:
+            values.update(status=result.status, stamp=f"{result.stamp:.3f}",
+                          markers=",".join(map(str, result.marker_ids)),
+                          seconds_since_markers=f"{result.seconds_since_markers:.3f}")
+        return values
+
+    def _report_error(self, message: str, kind: str | None = None) -> None:
+        """Log (each distinct error at most every LOG_REPEAT_S; `kind` groups messages that carry numbers)."""
+        now = time.monotonic()
+        key = kind or message
+        if now - self._last_log.get(key, -np.inf) >= LOG_REPEAT_S:
+            self._last_log[key] = now
+            self.get_logger().error(message)
+        self._diag.publish("error", message, self._values())
+        self._last_status = "error"
+        self._last_diag = now
+
+
+def _fill_pose(pose, result: PerceptionResult) -> None:
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in result.position)
+    x, y, z, w = Rotation.from_matrix(result.rotation).as_quat()
+    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = float(x), float(y), float(z), \
+        float(w)
+
+
+def main(args: list[str] | None = None) -> None:
+    spin_node(PerceptionNode, args)
+
+
+if __name__ == "__main__":
+    main()
