@@ -16,6 +16,7 @@ from drex_ros.core.perception import (
     config_path,
     load_object_markers,
     parse_object_markers,
+    resolve_object_markers,
 )
 from drex_ros.core.perception_eval import (
     evaluate_random_poses,
@@ -71,6 +72,33 @@ def test_bad_marker_entries_are_refused():
         parse_object_markers("x", broken)
     with pytest.raises(ValueError, match="not in"):
         load_object_markers(config_path("markers.yaml"), "no_such_object")
+
+
+def test_object_markers_by_shape_and_size():
+    path = config_path("markers.yaml")
+    markers, source = resolve_object_markers(path, "", "cylinder", (0.035, 0.08))
+    assert markers.name == "cylinder_r35_h80mm" and "markers.yaml" in source
+    markers, source = resolve_object_markers(path, "", "cylinder", (0.03, 0.1))  # not in the file
+    layout = {f.marker_id: f for f in marker_layout("cylinder", (0.03, 0.1))}
+    assert source == "core/markers.py layout"
+    assert all(markers.faces[i].side == pytest.approx(f.side) for i, f in layout.items())
+    with pytest.raises(ValueError, match="object_shape"):
+        resolve_object_markers(path, "", "", ())
+
+
+@pytest.mark.xfail(strict=True, reason="scene_build._add_marker_tiles uploads np.flipud(marker image): MuJoCo "
+                   "maps texture rows as given, so markers render mirrored and unreadable. perception_eval."
+                   "write_marker_textures corrects it for these tests; when this XPASSes, drop that workaround.")
+def test_scene_as_built_renders_readable_markers():
+    import cv2
+
+    from drex_ros.core.marker_pose import detect_markers, make_detector
+    from drex_ros.core.markers import DICTIONARY
+
+    scene = Scene()
+    gray = cv2.cvtColor(scene.render_rgb(), cv2.COLOR_RGB2GRAY)
+    scene.close()
+    assert detect_markers(make_detector(DICTIONARY), gray)
 
 
 # --- accuracy against ground truth ------------------------------------------------------------------------

@@ -277,3 +277,15 @@ def test_bad_input_is_reported_and_the_node_keeps_working(rig, scene, case):
     # Still alive and still right: a good frame afterwards gives a pose.
     rig.prime(frame, t + 5.0)
     assert rig.proc.alive()
+
+
+def test_colour_without_depth_is_reported(rig, scene):
+    frame = render_frame(scene)
+    count = len(rig.diags.messages)
+    stamps = iter(np.arange(500.0, 600.0, 0.1))
+    found = rig.retry(lambda k: rig.send(color_msg(frame.rgb, next(stamps)), None, info_msg(frame.camera)),
+                      lambda: rig.status_since(count, "no depth frame", timeout=0) is not None, every=0.3)
+    assert found, rig.proc.output()
+    assert rig.status_since(count, "no depth frame").level == DiagnosticStatus.ERROR
+    assert "no depth frame on /camera/depth/image_rect_raw" in rig.proc.output()
+    rig.prime(frame, 700.0)  # and it recovers as soon as depth flows

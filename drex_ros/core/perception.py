@@ -88,6 +88,28 @@ def load_object_markers(path: str | os.PathLike, name: str) -> ObjectMarkers:
     return parse_object_markers(name, objects[name])
 
 
+def resolve_object_markers(path: str | os.PathLike, name: str, shape: str = "",
+                           size: tuple[float, ...] = ()) -> tuple[ObjectMarkers, str]:
+    """The object's markers by name, else by shape + size; returns (markers, where they came from).
+
+    With no name, the file's entry of that shape and size is used; if the file has none,
+    the layout core/markers.py gives that object (the one the simulator draws), so any
+    sim object can be tracked. A name that is not in the file is an error.
+    """
+    if name:
+        return load_object_markers(path, name), f"{path} [{name}]"
+    if not shape:
+        raise ValueError("give object_name, or object_shape and object_size")
+    with open(path) as f:
+        objects = (yaml.safe_load(f) or {}).get("objects") or {}
+    for key, entry in objects.items():
+        if entry.get("shape") == shape and np.allclose(entry.get("size", []), size, atol=1e-6) \
+                and len(entry.get("size", [])) == len(size):
+            return parse_object_markers(key, entry), f"{path} [{key}]"
+    doc = layout_as_yaml(shape, tuple(size))
+    return parse_object_markers(f"{shape}_{'x'.join(f'{v:g}' for v in size)}", doc), "core/markers.py layout"
+
+
 def config_path(filename: str) -> Path:
     """A file of the package's config/: the source checkout's, else the installed share/drex/config."""
     candidates = [Path(__file__).resolve().parents[2] / "config" / filename,

@@ -32,7 +32,7 @@ from drex_ros.core.perception import (
     PerceptionResult,
     PerceptionSettings,
     config_path,
-    load_object_markers,
+    resolve_object_markers,
 )
 from drex_ros.core.pose_filter import FilterSettings
 from drex_ros.nodes.ros_io import Diagnostics, spin_node, to_sec
@@ -47,7 +47,9 @@ PARAMETERS = {
     "camera_translation": [0.85, -0.32, 0.38],
     "camera_quaternion_wxyz": [0.4033639862, -0.8378938457, -0.3313430098, 0.1595092718],
     "markers_file": "",
-    "object_name": "box_60mm",
+    "object_name": "box_60mm",  # an entry of markers_file; "" = look up object_shape + object_size
+    "object_shape": "",
+    "object_size": [0.0],
     "max_stamp_gap": 0.02,
     "lost_after": 0.5,
     "use_depth": True,
@@ -64,6 +66,7 @@ PARAMETERS = {
     "sensor_qos": "reliable",  # or best_effort, to match the camera driver's publishers
 }
 BUFFERED_FRAMES = 4
+STREAM_TIMEOUT_S = 1.0
 LOG_REPEAT_S = 2.0  # one error is logged at most this often (diagnostics get every one)
 
 
@@ -84,7 +87,8 @@ class PerceptionNode(Node):
             self.declare_parameter(name, default)
         p = {name: self.get_parameter(name).value for name in PARAMETERS}
         markers_file = p["markers_file"] or str(config_path("markers.yaml"))
-        markers = load_object_markers(markers_file, p["object_name"])
+        markers, source = resolve_object_markers(markers_file, p["object_name"], p["object_shape"],
+                                                 tuple(p["object_size"]))
         position, rotation = extrinsics_from(p["camera_translation"], p["camera_quaternion_wxyz"])
         settings = PerceptionSettings(
             markers=MarkerSettings(corner_sigma_px=p["corner_sigma_px"], depth_sigma_m=p["depth_sigma_m"],
@@ -116,7 +120,9 @@ class PerceptionNode(Node):
         self.create_subscription(Image, p["color_topic"], self._on_color, qos)
         self.create_subscription(Image, p["depth_topic"], self._on_depth, qos)
         self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_info, qos)
-        self.get_logger().info(f"tracking object {markers.name!r} ({len(markers.faces)} markers) from "
+        self._arrivals = {"colour": None, "depth": None}
+        self.create_timer(max(self._diag_period, 0.1), self._watch_streams)
+        self.get_logger().info(f"tracking object {markers.name!r} ({len(markers.faces)} markers, {source}) from "
                                f"{self._topics['color_topic']} + {self._topics['depth_topic']}; camera at "
                                f"{np.round(position, 4).tolist()} in {self._world_frame}")
 
@@ -132,10 +138,12 @@ class PerceptionNode(Node):
             self._report_error(self._info_error)
 
     def _on_color(self, msg: Image) -> None:
+        self._arrivals["colour"] = time.monotonic()
         self._colors.append((to_sec(msg.header.stamp), msg))
         self._pair()
 
     def _on_depth(self, msg: Image) -> None:
+        self._arrivals["depth"] = time.monotonic()
         self._depths.append((to_sec(msg.header.stamp), msg))
         self._pair()
 
@@ -208,6 +216,16 @@ class PerceptionNode(Node):
             self._diag.publish(level, f"{result.status}: {result.message}", self._values(result))
             self._last_diag = now
         self._last_status = result.status
+
+    def _watch_streams(self) -> None:
+        """One stream flowing without the other never yields a frame pair: say so."""
+        now = time.monotonic()
+        recent = {k: t is not None and now - t < STREAM_TIMEOUT_S for k, t in self._arrivals.items()}
+        for have, missing in (("colour", "depth"), ("depth", "colour")):
+            if recent[have] and not recent[missing]:
+                topic = self._topics["depth_topic" if missing == "depth" else "color_topic"]
+                self._report_error(f"{have} frames arrive but no {missing} frame on {topic} for "
+                                   f"{STREAM_TIMEOUT_S:.0f} s: no pose can be computed")
 
     def _values(self, result: PerceptionResult | None = None) -> dict[str, object]:
         values: dict[str, object] = dict(self._counts)
