@@ -60,10 +60,12 @@ def _plot(records: list[dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for shape in sorted({r["shape"] for r in records}):
-        sel = [r for r in records if r["shape"] == shape and np.isfinite(r["pos_err_mm"])]
-        axes[0].hist([r["pos_err_mm"] for r in sel], bins=30, alpha=0.5, label=shape)
-        axes[1].hist([r["rot_err_deg"] for r in sel], bins=30, alpha=0.5, label=shape)
+    found = [r for r in records if np.isfinite(r["pos_err_mm"])]
+    bins = [np.linspace(0, max(r[k] for r in found) * 1.05, 31) for k in ("pos_err_mm", "rot_err_deg")]
+    for shape in sorted({r["shape"] for r in found}):
+        sel = [r for r in found if r["shape"] == shape]
+        axes[0].hist([r["pos_err_mm"] for r in sel], bins=bins[0], alpha=0.5, label=shape)
+        axes[1].hist([r["rot_err_deg"] for r in sel], bins=bins[1], alpha=0.5, label=shape)
     axes[0].set_xlabel("position error (mm)")
     axes[1].set_xlabel("rotation error (deg)")
     for ax in axes:
