@@ -154,8 +154,9 @@ def test_missing_camera_info_is_an_error_and_the_node_stays_up(ros, scene):
         frame = render_frame(scene)
         count = len(rig.diags.messages)
         rig.retry(lambda k: rig.send(color_msg(frame.rgb, 1.0 + 0.01 * k), depth_msg(frame.depth, 1.0 + 0.01 * k)),
-                  lambda: rig.status_since(count, "CameraInfo", timeout=0) is not None)
-        status = rig.status_since(count, "CameraInfo")
+                  lambda: rig.status_since(count, "no CameraInfo received", timeout=0) is not None, every=0.3)
+        assert rig.status_since(count, "waiting for CameraInfo").level == DiagnosticStatus.WARN  # start-up grace
+        status = rig.status_since(count, "no CameraInfo received")
         assert status is not None and status.level == DiagnosticStatus.ERROR, proc.output()
         assert "no CameraInfo received" in proc.output()
         assert not rig.poses.messages

@@ -103,6 +103,8 @@ class PerceptionNode(Node):
         self._diag_period = float(p["diagnostics_period"])
         self._topics = {k: p[k] for k in ("color_topic", "depth_topic", "camera_info_topic")}
         self._intrinsics: Intrinsics | None = None
+        self._info_seen = False
+        self._first_frame: float | None = None
         self._info_error = f"no CameraInfo received on {p['camera_info_topic']}"
         self._colors: deque = deque(maxlen=BUFFERED_FRAMES)
         self._depths: deque = deque(maxlen=BUFFERED_FRAMES)
@@ -128,6 +130,7 @@ class PerceptionNode(Node):
 
     # --- inputs ------------------------------------------------------------------------
     def _on_info(self, msg: CameraInfo) -> None:
+        self._info_seen = True
         try:
             self._intrinsics = Intrinsics.from_camera_info(list(msg.k), list(msg.d), msg.width, msg.height,
                                                            msg.distortion_model)
@@ -174,11 +177,18 @@ class PerceptionNode(Node):
     # --- processing ----------------------------------------------------------------------
     def _process(self, c_msg: Image, d_msg: Image) -> None:
         self._counts["frames"] += 1
+        if self._first_frame is None:
+            self._first_frame = time.monotonic()
         try:
             rgb = decode_color(c_msg.encoding, c_msg.data, c_msg.height, c_msg.width, c_msg.step)
             depth = decode_depth(d_msg.encoding, d_msg.data, d_msg.height, d_msg.width, d_msg.step,
                                  bool(d_msg.is_bigendian))
             if self._intrinsics is None:
+                if not self._info_seen and time.monotonic() - self._first_frame < STREAM_TIMEOUT_S:
+                    # At start-up CameraInfo may simply arrive a moment after the first images.
+                    self._diag.publish("warn", f"waiting for CameraInfo on {self._topics['camera_info_topic']}",
+                                       self._values())
+                    return
                 raise ImageInputError(self._info_error)
             result = self._perception.process(rgb, depth, self._intrinsics, to_sec(c_msg.header.stamp),
                                               to_sec(d_msg.header.stamp))
