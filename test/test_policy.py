@@ -229,3 +229,16 @@ def test_blend_and_monitor_units():
     assert not mon.tripped  # the first overrun left the window before the second
     mon.record(2.0)
     assert mon.tripped
+
+
+def test_decode_action_targets_and_grip_effort():
+    from drex_ros.core.policy import decode_action
+
+    c = small_contract()
+    targets, efforts = decode_action(c, np.array([0.1, -0.2, 1.7]), JOINT_NAMES, ROBOT.limits)
+    assert targets == {"joint_0.0": 0.1, "joint_1.0": -0.2}
+    assert efforts == {j: pytest.approx(0.7) for j in GRIP}  # fraction clipped to 1 x 0.7 N*m
+    _, efforts = decode_action(c, np.array([0.0, 0.0, 0.25]), JOINT_NAMES, ROBOT.limits)
+    assert efforts["joint_2.0"] == pytest.approx(0.25 * 0.7)
+    with pytest.raises(ValueError, match="non-finite"):
+        decode_action(c, np.array([np.nan, 0.0, 0.0]), JOINT_NAMES, ROBOT.limits)

@@ -187,8 +187,9 @@ class ObservationBuilder:
         self.joint_state_timeout = joint_state_timeout
         self.object_pose_timeout = object_pose_timeout
         index = {n: i for i, n in enumerate(robot.joint_names)}
-        self._joint_index = {f.name + ":" + ",".join(f.joints): np.array([index[j] for j in f.joints])
-                             for f in contract.observation if f.name in JOINT_FIELDS}
+        # Per field, the canonical indices of its joints (None for non-joint fields), in observation order.
+        self._plan = [(f, np.array([index[j] for j in f.joints]) if f.name in JOINT_FIELDS else None)
+                      for f in contract.observation]
         names = set(contract.field_names())
         self.needs_joint_state = bool(names & {"joint_position", "joint_velocity", "joint_effort",
                                                "object_position_palm", "object_quat_palm", "palm_position_world"})
@@ -230,11 +231,11 @@ class ObservationBuilder:
         out = []
         arrays = {"joint_position": inputs.position, "joint_velocity": inputs.velocity,
                   "joint_effort": inputs.effort}
-        for f in self.contract.observation:
-            if f.name in JOINT_FIELDS:
-                values = arrays[f.name][self._joint_index[f.name + ":" + ",".join(f.joints)]]
-                missing = [j for j, v in zip(f.joints, values, strict=True) if not np.isfinite(v)]
-                if missing:
+        for f, idx in self._plan:
+            if idx is not None:
+                finite = np.isfinite(arrays[f.name][idx])
+                if not finite.all():
+                    missing = [j for j, ok in zip(f.joints, finite, strict=True) if not ok]
                     out.append(f"/joint_states lacks {f.name} of {missing}")
         if self.needs_palm and not np.all(np.isfinite(inputs.position)):
             out.append("/joint_states lacks positions needed for the palm pose")
@@ -253,9 +254,9 @@ class ObservationBuilder:
                   "joint_effort": inputs.effort}
         out = self._out
         k = 0
-        for f in self.contract.observation:
-            if f.name in JOINT_FIELDS:
-                value = arrays[f.name][self._joint_index[f.name + ":" + ",".join(f.joints)]]
+        for f, idx in self._plan:
+            if idx is not None:
+                value = arrays[f.name][idx]
             elif f.name == "object_position_palm":
                 value = palm.rotation.T @ (np.asarray(inputs.object_position) - palm.translation)
             elif f.name == "object_quat_palm":

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drex_ros.core.policy import MissingInput, ObservationBuilder, PolicyInputs, PolicyModel, decode_action
+from drex_ros.core.policy import MissingInput, ObservationBuilder, PolicyInputs, PolicyModel
 from drex_ros.core.robot import RobotModel
 
 
@@ -114,7 +114,10 @@ class PolicyLoop:
         self.stop_reason = "not enabled"
         self._enabled_at = 0.0
         self._hold = np.zeros(len(self.names))
-        self._reference: dict[str, float] = {}
+        self._ref_idx, self._ref_val = np.zeros(0, dtype=int), np.zeros(0)
+        contract = model.contract
+        self._target_idx = np.array([self._index[j] for j in contract.position_targets], dtype=int)
+        self._grip_idx = np.array([self._index[j] for j in contract.grip_effort], dtype=int)
         self._restart_blend = True
         self._full_effort = np.asarray(robot.limits.effort, dtype=float)
         self.refusals = 0
@@ -149,8 +152,10 @@ class PolicyLoop:
     def set_arm_reference(self, names: Sequence[str], positions: Sequence[float]) -> list[str]:
         """Store the task's reference for non-policy joints; returns names it ignored."""
         ignored = [n for n, p in zip(names, positions, strict=False) if n not in self._index or not np.isfinite(p)]
-        self._reference = {n: float(p) for n, p in zip(names, positions, strict=False)
-                           if n in self._index and np.isfinite(p)}
+        kept = [(self._index[n], float(p)) for n, p in zip(names, positions, strict=False)
+                if n in self._index and np.isfinite(p)]
+        self._ref_idx = np.array([i for i, _ in kept], dtype=int)
+        self._ref_val = np.array([p for _, p in kept])
         return ignored
 
     # ---- enable / disable -----------------------------------------------------------------
@@ -179,20 +184,21 @@ class PolicyLoop:
         self.inputs.phase_time = now - self._enabled_at
         try:
             obs = self.builder.build(self.inputs, now)
-            targets, efforts = decode_action(self.model.contract, self.model.act(obs), self.names,
-                                             self.robot.limits)
+            action = self.model.act(obs)
+            if not np.all(np.isfinite(action)):
+                raise ValueError("policy output holds non-finite values")
         except (MissingInput, ValueError) as exc:
             self._restart_blend = True  # resume from wherever the robot is by then
             self.refusals += 1
             return StepResult(None, None, str(exc), time.perf_counter() - t0)
+        # Same mapping as policy.decode_action, on precomputed indices (this runs every period).
         positions = self._hold.copy()
-        for name, value in self._reference.items():
-            positions[self._index[name]] = value
-        for name, value in targets.items():
-            positions[self._index[name]] = value
+        positions[self._ref_idx] = self._ref_val
+        n = len(self._target_idx)
+        positions[self._target_idx] = action[:n]
         effort = self._full_effort.copy()
-        for name, value in efforts.items():
-            effort[self._index[name]] = value
+        if len(self._grip_idx):
+            effort[self._grip_idx] *= min(max(float(action[n]), 0.0), 1.0)
         if self._restart_blend:
             self.blend.start(self.inputs.position)
             self._restart_blend = False

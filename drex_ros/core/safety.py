@@ -96,6 +96,7 @@ class SafetyGate:
         self.estop_latched = False
         self.estop_input = False
         self.counters: Counter = Counter()
+        self._plans: dict[tuple[str, ...], tuple] = {}
 
     # ---- inputs -------------------------------------------------------------------------
     def on_state(self, names: Sequence[str], positions: Sequence[float], t: float) -> None:
@@ -103,15 +104,13 @@ class SafetyGate:
         if len(names) != len(positions):
             self.counters["state_malformed"] += 1
             return
-        for name, value in zip(names, positions, strict=True):
-            i = self._index.get(name)
-            if i is None:
-                continue
-            if np.isfinite(value):
-                self._state_q[i] = value
-                self._state_t[i] = t
-            else:
-                self.counters["state_nonfinite"] += 1
+        src, dst, _, _ = self._plan(names)
+        values = np.asarray(positions, dtype=float)[src]
+        finite = np.isfinite(values)
+        self._state_q[dst[finite]] = values[finite]
+        self._state_t[dst[finite]] = t
+        if not finite.all():
+            self.counters["state_nonfinite"] += int((~finite).sum())
 
     def state_age(self, t: float) -> float:
         return float(t - self._state_t.min())
@@ -167,16 +166,11 @@ class SafetyGate:
         reasons: Counter = Counter()
         fallback_q, fallback_e = self._fallback()
         target, effort = fallback_q.copy(), fallback_e.copy()
-        seen = np.zeros(len(self.names), dtype=int)
-        for k, name in enumerate(names):
-            i = self._index.get(name)
-            if i is None:
-                reasons["unknown_joint"] += 1
-                continue
-            seen[i] += 1
-            target[i] = positions[k]
-            effort[i] = efforts[k] if len(efforts) else self.max_effort[i]
-        dup = seen > 1
+        src, dst, unknown, dup = self._plan(names)
+        if unknown:
+            reasons["unknown_joint"] += unknown
+        target[dst] = np.asarray(positions, dtype=float)[src]
+        effort[dst] = np.asarray(efforts, dtype=float)[src] if len(efforts) else self.max_effort[dst]
         if dup.any():
             reasons["duplicate_joint"] += int(dup.sum())
             target[dup], effort[dup] = fallback_q[dup], fallback_e[dup]
@@ -211,6 +205,24 @@ class SafetyGate:
         return self._hold_reason if self._hold is not None else ""
 
     # ---- internals ----------------------------------------------------------------------
+    def _plan(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+        """Where a message's entries go: (message index, robot index, unknown count, duplicated-joint mask).
+
+        Cached per name list: a stream repeats the same names every message.
+        """
+        key = tuple(names)
+        plan = self._plans.get(key)
+        if plan is None:
+            pairs = [(k, self._index[n]) for k, n in enumerate(key) if n in self._index]
+            src = np.array([k for k, _ in pairs], dtype=int)
+            dst = np.array([i for _, i in pairs], dtype=int)
+            dup = np.bincount(dst, minlength=len(self.names)) > 1
+            plan = (src, dst, len(key) - len(pairs), dup)
+            if len(self._plans) > 32:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
     def _fallback(self) -> tuple[np.ndarray, np.ndarray]:
         """What a joint without a usable command gets: its previous output, else measured."""
         if self._prev is not None:

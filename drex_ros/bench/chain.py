@@ -1,0 +1,307 @@
+"""Command-chain latency: ONNX inference, and /joint_states -> /drex/joint_command end to end.
+
+1. ONNX: an MLP of the shipped size (3 x 256, ELU) on the full observation (joint positions
+   and velocities, object pose in the palm frame, mass, friction, size, phase: 59 values ->
+   16 hand targets + grip) with one ONNX Runtime thread; also the whole policy step
+   (observation with palm FK, inference, decoding, merge).
+2. End to end: this process plays the robot driver, publishing /joint_states at 100 Hz (plus
+   the object pose at 20 Hz and the latched mass); policy_node (trigger: joint_states),
+   smoother_node and safety_node run either together in one process (one executor) or as
+   three processes. Each command carries the stamp of the state it answers, so latency is
+   matched per cycle; a cycle is missed when its command has not arrived within one period.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RATE_HZ = 100.0
+HIDDEN = (256, 256, 256)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cycles", type=int, default=10_000, help="control cycles per end-to-end run")
+    parser.add_argument("--inferences", type=int, default=10_000, help="timed ONNX inferences")
+    parser.add_argument("--skip-multiproc", action="store_true", help="only the one-process run")
+    parser.add_argument("--plot", type=Path, default=None, help="write a latency histogram (PNG) here")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+# ---- the model ---------------------------------------------------------------------------
+def bench_contract():
+    from drex_ros.core.policy_contract import ObsField, PolicyContract
+    from drex_ros.core.robot import HAND_JOINTS, JOINT_NAMES
+
+    obs = [ObsField("joint_position", 23, list(JOINT_NAMES)), ObsField("joint_velocity", 23, list(JOINT_NAMES)),
+           ObsField("object_position_palm", 3), ObsField("object_quat_palm", 4), ObsField("object_mass", 1),
+           ObsField("object_friction", 1), ObsField("object_size", 3), ObsField("phase_time", 1)]
+    dim, act = sum(f.size for f in obs), len(HAND_JOINTS) + 1
+    return PolicyContract(observation=obs, position_targets=list(HAND_JOINTS), grip_effort=list(HAND_JOINTS),
+                          obs_mean=np.zeros(dim), obs_std=np.ones(dim), action_mean=np.zeros(act),
+                          action_std=np.full(act, 0.1), control_rate_hz=RATE_HZ)
+
+
+def write_bench_model(path: Path) -> Path:
+    from drex_ros.core.policy_build import build_mlp_policy, random_mlp_layers
+
+    c = bench_contract()
+    path.write_bytes(build_mlp_policy(c, random_mlp_layers(c.obs_dim, c.act_dim, HIDDEN), activation="Elu"))
+    return path
+
+
+def _percentiles(values_s: np.ndarray, scale: float) -> dict[str, float]:
+    v = np.asarray(values_s) * scale
+    return {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99)), "max": float(v.max())}
+
+
+def bench_inference(model_path: Path, n: int) -> dict[str, dict[str, float]]:
+    from tqdm import tqdm
+
+    from drex_ros.core.policy import PolicyModel
+    from drex_ros.core.policy_loop import LoopConfig, PolicyLoop
+    from drex_ros.core.robot import robot_model
+
+    model = PolicyModel(model_path, num_threads=1)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(n, model.contract.obs_dim)).astype(np.float32)
+    for k in range(200):  # warm-up: first runs allocate
+        model.infer_normalized(obs[k % n])
+    onnx_s = np.empty(n)
+    for k in tqdm(range(n), desc="onnx inference", disable=None, leave=False):
+        t0 = time.perf_counter()
+        model.infer_normalized(obs[k])
+        onnx_s[k] = time.perf_counter() - t0
+    robot = robot_model()
+    loop = PolicyLoop(model, robot, LoopConfig(deadline_fraction=1e9))
+    q = robot.home()
+    loop.update_joint_state(robot.joint_names, q, np.zeros(23), np.zeros(23), 0.0)
+    loop.update_object_pose((0.55, 0.0, 0.03), (1, 0, 0, 0), 0.0)
+    loop.update_object_mass(0.3, 0.6)
+    loop.set_object_size((0.06, 0.06, 0.06))
+    loop.enable(0.0)
+    step_s = np.empty(n)
+    for k in tqdm(range(n), desc="policy step", disable=None, leave=False):
+        qk = q + 0.01 * np.sin(0.01 * k)
+        loop.update_joint_state(robot.joint_names, qk, np.zeros(23), np.zeros(23), 0.0)
+        t0 = time.perf_counter()
+        loop.step(0.0)
+        step_s[k] = time.perf_counter() - t0
+    return {"onnx": _percentiles(onnx_s, 1e6), "step": _percentiles(step_s, 1e6)}
+
+
+# ---- end to end --------------------------------------------------------------------------
+def write_params(model_path: Path, folder: Path) -> Path:
+    import yaml
+
+    params = {
+        "policy_node": {"ros__parameters": {"model_path": str(model_path), "trigger": "joint_states",
+                                            "autostart": True, "blend_steps": 5, "object_size": [0.06, 0.06, 0.06],
+                                            "joint_state_timeout": 0.1, "object_pose_timeout": 0.5}},
+        "smoother_node": {"ros__parameters": {"alpha": 0.3}},
+        "safety_node": {"ros__parameters": {"command_timeout": 0.1, "state_timeout": 0.1}},
+    }
+    path = folder / "chain_params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def serve_one_process(params_file: str) -> None:
+    """The three chain nodes in this process on one executor, until SIGINT/SIGTERM."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from drex_ros.nodes.policy_node import PolicyNode
+    from drex_ros.nodes.safety_node import SafetyNode
+    from drex_ros.nodes.smoother_node import SmootherNode
+
+    rclpy.init(args=["--ros-args", "--params-file", params_file])
+    executor = SingleThreadedExecutor()
+    nodes = [SafetyNode(), SmootherNode(), PolicyNode()]
+    for node in nodes:
+        executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+def _start_chain(params_file: Path, mode: str) -> list[subprocess.Popen]:
+    log = subprocess.DEVNULL
+    if mode == "one":
+        cmd = [sys.executable, "-m", "drex_ros.bench.chain", "--serve", str(params_file)]
+        return [subprocess.Popen(cmd, stdout=log, stderr=log)]
+    return [subprocess.Popen([sys.executable, "-m", f"drex_ros.nodes.{name}", "--ros-args", "--params-file",
+                              str(params_file)], stdout=log, stderr=log)
+            for name in ("safety_node", "smoother_node", "policy_node")]
+
+
+def drive(cycles: int, label: str) -> dict[str, object]:
+    """Publish /joint_states at RATE_HZ and time each matching /drex/joint_command."""
+    import rclpy
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray
+    from tqdm import tqdm
+
+    from drex_ros.core.robot import JOINT_NAMES, robot_model
+    from drex_ros.nodes.ros_io import LATCHED_QOS, make_joint_state, to_sec, to_stamp
+
+    node = rclpy.create_node("chain_bench_driver")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    sent: dict[int, float] = {}
+    received: dict[int, float] = {}
+    base = 1000.0  # stamps encode the cycle index: base + k / RATE_HZ
+
+    def on_command(msg: JointState) -> None:
+        k = int(round((to_sec(msg.header.stamp) - base) * RATE_HZ))
+        if k in sent and k not in received:
+            received[k] = time.perf_counter()
+
+    node.create_subscription(JointState, "/drex/joint_command", on_command, 10)
+    states = node.create_publisher(JointState, "/joint_states", 10)
+    poses = node.create_publisher(PoseStamped, "/drex/object_pose", 10)
+    mass = node.create_publisher(Float64MultiArray, "/drex/object_mass", LATCHED_QOS)
+    home = robot_model().home()
+    zeros = np.zeros(len(JOINT_NAMES))
+    pose = PoseStamped()
+    pose.header.frame_id = "world"
+    pose.pose.position.x, pose.pose.position.z, pose.pose.orientation.w = 0.55, 0.03, 1.0
+    period = 1.0 / RATE_HZ
+    deadline = time.monotonic() + 60
+    while states.get_subscription_count() < 2 or mass.get_subscription_count() < 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the chain's nodes did not come up within 60 s")
+        executor.spin_once(timeout_sec=0.05)
+    mass.publish(Float64MultiArray(data=[0.3, 0.01, 0.6]))
+    warmup = int(2 * RATE_HZ)
+    total = warmup + cycles
+    next_t = time.perf_counter()
+    for k in tqdm(range(total), desc=label, disable=None, leave=False):
+        while (now := time.perf_counter()) < next_t:
+            executor.spin_once(timeout_sec=next_t - now)
+        q = home + 0.02 * np.sin(2 * np.pi * 0.5 * k * period)
+        if k % 5 == 0:
+            pose.header.stamp = node.get_clock().now().to_msg()
+            poses.publish(pose)
+        sent[k] = time.perf_counter()
+        states.publish(make_joint_state(to_stamp(base + k / RATE_HZ), JOINT_NAMES, q, zeros, zeros))
+        next_t += period
+        if time.perf_counter() > next_t + period:  # the driver itself fell behind: re-anchor, don't burst
+            next_t = time.perf_counter() + period
+    end = time.perf_counter() + 0.5
+    while time.perf_counter() < end:
+        executor.spin_once(timeout_sec=0.01)
+    executor.remove_node(node)
+    node.destroy_node()
+    measured = range(warmup, total)
+    lat = np.array([received[k] - sent[k] for k in measured if k in received])
+    missed = sum(1 for k in measured if k not in received or received[k] - sent[k] > period)
+    if lat.size == 0:
+        raise RuntimeError("no command came back through the chain")
+    stats = _percentiles(lat, 1e3)
+    return {"p50_ms": stats["p50"], "p99_ms": stats["p99"], "max_ms": stats["max"], "missed": missed,
+            "lost": sum(1 for k in measured if k not in received), "cycles": cycles, "latencies_ms": lat * 1e3}
+
+
+def bench_e2e(params_file: Path, mode: str, cycles: int) -> dict[str, object]:
+    import rclpy
+
+    procs = _start_chain(params_file, mode)
+    rclpy.init()
+    try:
+        return drive(cycles, "one process" if mode == "one" else "three processes")
+    finally:
+        rclpy.shutdown()
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _plot(path: Path, runs: dict[str, dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, r in runs.items():
+        ax.hist(r["latencies_ms"], bins=100, histtype="step", label=f"{label} (p99 {r['p99_ms']:.2f} ms)")
+    ax.axvline(1e3 / RATE_HZ, color="k", linestyle="--", label="control period")
+    ax.set_xlabel("/joint_states -> /drex/joint_command latency (ms)")
+    ax.set_ylabel("cycles")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        model = write_bench_model(folder / "bench_policy.onnx")
+        infer = bench_inference(model, args.inferences)
+        params = write_params(model, folder)
+        runs = {"one process": bench_e2e(params, "one", args.cycles)}
+        if not args.skip_multiproc:
+            runs["three processes"] = bench_e2e(params, "multi", args.cycles)
+    one = runs["one process"]
+    result = {"onnx_p50_us": infer["onnx"]["p50"], "onnx_p99_us": infer["onnx"]["p99"],
+              "policy_step_p50_us": infer["step"]["p50"], "policy_step_p99_us": infer["step"]["p99"],
+              "e2e_p50_ms": one["p50_ms"], "e2e_p99_ms": one["p99_ms"], "e2e_max_ms": one["max_ms"],
+              "missed_cycles": one["missed"], "lost_cycles": one["lost"], "cycles": one["cycles"],
+              "rate_hz": RATE_HZ, "mlp": "x".join(map(str, HIDDEN))}
+    if "three processes" in runs:
+        m = runs["three processes"]
+        result.update({"multiproc_e2e_p50_ms": m["p50_ms"], "multiproc_e2e_p99_ms": m["p99_ms"],
+                       "multiproc_e2e_max_ms": m["max_ms"], "multiproc_missed_cycles": m["missed"],
+                       "multiproc_lost_cycles": m["lost"], "multiproc_cycles": m["cycles"],
+                       "multiproc_onnx_p99_us": infer["onnx"]["p99"]})
+    if args.plot:
+        _plot(args.plot, runs)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"ONNX MLP {result['mlp']} ELU, obs 59 -> 17, 1 thread, {args.inferences} runs:")
+    print(f"  inference    p50 {infer['onnx']['p50']:7.1f} us   p99 {infer['onnx']['p99']:7.1f} us   "
+          f"max {infer['onnx']['max']:8.1f} us   (target p99 < 200 us: "
+          f"{'met' if infer['onnx']['p99'] < 200 else 'NOT met'})")
+    print(f"  policy step  p50 {infer['step']['p50']:7.1f} us   p99 {infer['step']['p99']:7.1f} us   "
+          f"max {infer['step']['max']:8.1f} us   (obs + palm FK + inference + merge)")
+    print(f"End to end /joint_states -> policy -> smoother -> safety -> /drex/joint_command at {RATE_HZ:.0f} Hz:")
+    print(f"  {'':<17}{'cycles':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'missed':>8}{'lost':>6}")
+    for label, r in runs.items():
+        print(f"  {label:<17}{r['cycles']:>8}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['max_ms']:>9.2f}"
+              f"{r['missed']:>8}{r['lost']:>6}")
+    ok = one["p99_ms"] < 5.0 and one["missed"] == 0
+    print(f"  target one process p99 < 5 ms and no missed cycle: {'met' if ok else 'NOT met'}")
+    if args.plot:
+        print(f"  histogram: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        serve_one_process(sys.argv[2])
