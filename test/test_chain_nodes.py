@@ -21,7 +21,7 @@ from drex_ros.core.policy_build import build_mlp_policy
 from drex_ros.core.policy_contract import ObsField, PolicyContract
 from drex_ros.core.robot import JOINT_NAMES, robot_model
 from drex_ros.nodes.policy_node import PolicyNode, PolicyStartupError
-from drex_ros.nodes.ros_io import LATCHED_QOS, make_joint_state
+from drex_ros.nodes.ros_io import LATCHED_QOS, make_joint_state, to_sec, to_stamp
 from drex_ros.nodes.safety_node import SafetyNode
 from drex_ros.nodes.smoother_node import SmootherNode
 
@@ -225,3 +225,23 @@ def test_smoother_filters_exactly_and_restarts_on_estop(ros):
     pub.publish(make_joint_state(node.get_clock().now().to_msg(), names, np.array([2.0, 2.0])))
     assert spin_until(executor, lambda: len(out.messages) > 3, 5)
     np.testing.assert_allclose(out.last.position, [2.0, 2.0])  # restarted: passed through unfiltered
+
+
+def test_policy_triggered_by_joint_states_keeps_the_model_rate(ros, tmp_path):
+    """States at 500 Hz (sample stamps 2 ms apart) -> one step per 10 ms of stamps, phase-locked."""
+    node, executor, add = ros
+    c = contract(observation=[ObsField("joint_position", 1, ["panda_joint1"])])
+    policy = add(PolicyNode, model_path=write_model(tmp_path / "e.onnx", c), trigger="joint_states", autostart=True,
+                 blend_steps=0)
+    commands = Collector(node, JointState, "/drex/policy/joint_command")
+    states = node.create_publisher(JointState, "/joint_states", 100)
+    assert spin_until(executor, lambda: states.get_subscription_count() > 0, 10)
+    base = 50.0
+    for k in range(100):
+        stamp = to_stamp(base + 0.002 * k)
+        states.publish(make_joint_state(stamp, JOINT_NAMES, HOME, np.zeros(23), np.zeros(23)))
+        assert spin_until(executor, lambda s=stamp: policy._state_stamp == s, 5)
+    assert spin_until(executor, lambda: len(commands.messages) >= 20, 5)
+    stamps = np.array([to_sec(m.header.stamp) for m in commands.messages]) - base
+    expected = np.concatenate([[0.0], np.arange(1, 20) * 0.01 - 0.002])
+    np.testing.assert_allclose(stamps, expected, atol=1e-6)

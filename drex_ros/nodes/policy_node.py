@@ -31,7 +31,7 @@ from drex_ros.core.policy import PolicyModel, RuntimeExpectations, check_contrac
 from drex_ros.core.policy_contract import ContractError
 from drex_ros.core.policy_loop import LoopConfig, PolicyLoop
 from drex_ros.core.robot import robot_model
-from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, make_joint_state, spin_node
+from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, make_joint_state, spin_node, to_sec
 
 PARAMETERS = {
     "model_path": "",
@@ -163,9 +163,19 @@ class PolicyNode(Node):
             if ok:
                 self._autostart = False
                 self.get_logger().info(f"autostart: {text}")
-        if self._by_state and now >= self._next_due - 0.25 * self._period:
-            self._next_due = max(self._next_due + self._period, now + 0.5 * self._period)
+        if self._by_state and self._state_due(msg, now):
             self._step()
+
+    def _state_due(self, msg: JointState, now: float) -> bool:
+        """Phase-locked decimation on the driver's sample stamps (regular even when delivery jitters)."""
+        t = to_sec(msg.header.stamp) or now
+        p = self._period
+        if t < self._next_due - 2 * p or t >= self._next_due + p:  # first sample, clock jump, or a long gap
+            self._next_due = t
+        if t < self._next_due - 0.25 * p:
+            return False
+        self._next_due += p
+        return True
 
     def _on_object_pose(self, msg: PoseStamped) -> None:
         if msg.header.frame_id != self._param("world_frame"):
