@@ -148,10 +148,9 @@ def _add_marker_tiles(spec: mujoco.MjSpec, body: mujoco.MjsBody, cfg: ObjectConf
     for face in marker_layout(cfg.shape, cfg.size):
         tex_name = f"marker_tex_{face.marker_id}"
         img = marker_texture(face.marker_id)
-        # MuJoCo's first texture row is the bottom of the image.
         tex = spec.add_texture(name=tex_name, type=mujoco.mjtTexture.mjTEXTURE_2D, width=img.shape[1],
                                height=img.shape[0], nchannel=3)
-        tex.data = np.flipud(img).tobytes()
+        tex.data = img.tobytes()  # MuJoCo maps rows as given: no flip
         mat = spec.add_material(name=f"marker_mat_{face.marker_id}")
         mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = tex_name
         quat = np.zeros(4)
