@@ -1,0 +1,158 @@
+"""Push force from the arm's joint efforts by inverse dynamics, and mass by linear regression.
+
+While the palm pushes the object, the arm's measured motor torques satisfy
+
+    tau_motor + J^T w_ext = M(q) qdd + c(q, qd) - tau_passive      (MuJoCo's mj_inverse, no contacts)
+
+so the wrench the object exerts on the palm is w_ext = (J J^T)^-1 J (qfrc_inverse - tau_motor)
+(7 arm joints, 6 wrench components). Its component along the push is the push force F(t), and
+the palm's acceleration a(t) along the push is the object's acceleration while they touch. Then
+
+    F(t) = k m a(t) + c g,   c = m mu        (k = 1 sliding; k = 7/5 for a sphere rolling)
+
+is nearly linear in (m, c). The regression's slope and intercept are the statistics that the
+identifier (massid) asks the simulated push to reproduce.
+
+Why this and not only trajectory matching: the replayed push and the recorded one are two
+realisations of a chaotic contact (the box's stick-slip on the table and at the palm face).
+Measured here: changing the mass by 1% changes the replay's force trace by as much as changing
+it by 3-10%, so the replay loss is a noisy floor with a shallow valley along m (a + mu g) =
+const, and any optimizer on it lands anywhere in that valley. The regression compares one
+realisation to a smooth model instead of two chaotic realisations to each other, and its
+noise averages out over the samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+from scipy import signal
+
+from drex_ros.core.robot import ARM_JOINTS, JOINT_NAMES
+from drex_ros.core.scene_build import ObjectConfig, SceneConfig, build_spec
+
+N_ARM = len(ARM_JOINTS)
+GRAVITY = 9.81
+ROLLING_FACTOR = {"box": 1.0, "cylinder": 1.0, "sphere": 1.4}  # F = k m a; solid sphere: 1 + 2/5
+
+
+@dataclass
+class PushForce:
+    """Push force and palm kinematics along the push direction at the joint-state times."""
+
+    t: np.ndarray
+    force: np.ndarray  # N, exerted by the palm on the object along the push (low-passed)
+    vertical: np.ndarray  # N, exerted by the palm on the object upwards (+z; friction at the face)
+    accel: np.ndarray  # m/s^2, palm acceleration along the push (low-passed)
+    speed: np.ndarray  # m/s
+    position: np.ndarray  # m, palm position along the push
+
+
+@dataclass
+class ForceFit:
+    slope: float  # N / (m/s^2)
+    intercept: float  # N
+    slope_std: float
+    intercept_std: float
+    cov: np.ndarray  # 2x2 covariance of (slope, intercept)
+    n_samples: int
+    residual_rms: float  # N
+    contact: np.ndarray  # bool mask over PushForce.t used by the fit
+
+
+def lowpass(t: np.ndarray, x: np.ndarray, cutoff_hz: float) -> np.ndarray:
+    dt = float(np.median(np.diff(t)))
+    b, a = signal.butter(2, min(0.9, 2.0 * cutoff_hz * dt))
+    return signal.filtfilt(b, a, x, axis=0, padlen=min(len(x) - 1, 30))
+
+
+class PushForceEstimator:
+    """Inverse dynamics of the robot model (object far away: no contacts) at measured states."""
+
+    def __init__(self, timestep: float = 0.002) -> None:
+        cfg = SceneConfig(object=ObjectConfig(position=(5.0, 5.0)), timestep=timestep)
+        self.model = build_spec(cfg).compile()
+        # The scene integrates implicitly (implicitfast): the PD damping acts like extra inertia
+        # h * kd. Discrete inverse dynamics inverts exactly that integrator.
+        self.model.opt.enableflags |= mujoco.mjtEnableBit.mjENBL_INVDISCRETE
+        self.data = mujoco.MjData(self.model)
+        m = self.model
+        self._qpos = np.array([m.joint(n).qposadr[0] for n in JOINT_NAMES])
+        self._dof = np.array([m.joint(n).dofadr[0] for n in JOINT_NAMES])
+        self._palm = m.body("palm_link").id
+        # The pushing face's centre (palm box, local -x face): where the object is touched. Its
+        # motion differs from the palm frame's when the compliant wrist turns under load.
+        self._palm_geom = next(i for i in range(m.ngeom) if m.geom_bodyid[i] == self._palm and m.geom_contype[i])
+
+    def estimate(self, t: np.ndarray, q: np.ndarray, qd: np.ndarray | None, tau: np.ndarray,
+                 direction: np.ndarray, cutoff_hz: float = 8.0) -> PushForce:
+        """F and a along `direction` at every joint sample (arrays in JOINT_NAMES order)."""
+        m, d = self.model, self.data
+        if qd is None or not np.all(np.isfinite(qd)):
+            qd = np.gradient(q, t, axis=0)
+        # A driver sample at time t_k holds q, qd at t_k and the torque that produced the step
+        # from t_(k-1): invert each step exactly (raw data), then low-pass force and acceleration.
+        h = np.diff(t)
+        qdd = np.diff(qd, axis=0) / h[:, None]
+        arm = self._dof[:N_ARM]
+        sel = np.zeros(6)
+        sel[:3] = direction
+        jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
+        n = len(t) - 1
+        force = np.empty(n)
+        vertical = np.empty(n)
+        pos = np.empty(n)
+        speed = np.empty(n)
+        for k in range(n):
+            d.qpos[self._qpos] = q[k]
+            d.qvel[:] = 0.0
+            d.qvel[self._dof] = qd[k]
+            d.qacc[:] = 0.0
+            d.qacc[self._dof] = qdd[k]
+            mujoco.mj_inverse(m, d)
+            face = d.geom_xpos[self._palm_geom] - d.geom_xmat[self._palm_geom].reshape(3, 3)[:, 0] * \
+                m.geom_size[self._palm_geom][0]
+            mujoco.mj_jac(m, d, jacp, jacr, face, self._palm)
+            jac = np.vstack([jacp[:, arm], jacr[:, arm]])
+            ext = d.qfrc_inverse[arm] - tau[k + 1, :N_ARM]  # J^T w_ext
+            wrench = np.linalg.solve(jac @ jac.T + 1e-9 * np.eye(6), jac @ ext)
+            force[k] = -sel @ wrench  # the object pushes back on the palm
+            vertical[k] = -wrench[2]
+            pos[k] = face @ direction
+            speed[k] = (jacp[:, arm] @ qd[k, :N_ARM]) @ direction
+        t = t[:-1]
+        force = lowpass(t, force, cutoff_hz)
+        vertical = lowpass(t, vertical, cutoff_hz)
+        speed_f = lowpass(t, speed, cutoff_hz)
+        accel = np.gradient(speed_f, t)
+        return PushForce(t, force, vertical, accel, speed_f, pos)
+
+
+def force_moments(pf: PushForce, contact: np.ndarray, noise_cutoff_hz: float = 8.0) -> ForceFit:
+    """Slope and intercept of F = s a + b over the contact samples, with their covariance.
+
+    For a sliding object s ~ m and b ~ mu m g, for a rolling sphere s ~ 1.4 m, but friction at
+    the palm face and the object's tilt bias both by tens of percent (measured: the palm presses
+    the object into the table, N = m g - F_z). These two numbers are therefore not reported as
+    the mass: they are the statistics the simulated push must reproduce (indirect inference).
+    Being averages over the whole push, they are smooth in the parameters, unlike the raw trace.
+    """
+    a, F = pf.accel[contact], pf.force[contact]
+    if len(F) < 10:
+        raise ValueError(f"only {len(F)} samples with the palm pushing the object")
+    A = np.column_stack([a, np.ones_like(a)])
+    coef, *_ = np.linalg.lstsq(A, F, rcond=None)
+    r = F - A @ coef
+    dt = float(np.median(np.diff(pf.t)))
+    inflate = 1.0 / min(1.0, 2.0 * noise_cutoff_hz * dt)  # low-passed samples are correlated
+    s2 = float(r @ r) / max(1.0, len(F) - 2)
+    cov = s2 * np.linalg.inv(A.T @ A) * inflate
+    return ForceFit(float(coef[0]), float(coef[1]), float(np.sqrt(cov[0, 0])), float(np.sqrt(cov[1, 1])),
+                    cov, len(F), float(np.sqrt(np.mean(r * r))), contact)
+
+
+def contact_mask(pf: PushForce, min_force: float = 0.05, min_speed: float = 0.02) -> np.ndarray:
+    """Samples where the palm is moving forward and pressing on the object."""
+    return (pf.force > min_force) & (pf.speed > min_speed)

@@ -1,0 +1,238 @@
+"""The mass-identification push probe: which push, and why it makes mass observable.
+
+Identifiability, in short
+-------------------------
+While the robot pushes an object across the table, the pusher-object force is
+
+    F(t) = m * (a(t) + mu_eff * g)        (sliding box/cylinder; a sphere rolls: F = 1.4 m a)
+
+and the object pose follows the pusher. Consider the measurements one at a time:
+
+* Object pose alone, stiff position-controlled pusher, persistent contact: the object's path is
+  the pusher's path. d(pose)/dm is only the tracking error of the 600 N*m/rad arm under a few
+  newtons, well under a millimetre for a 10% mass change: the Fisher information on log m from
+  poses with 2 mm noise is about zero. A free slide after release decelerates at mu*g whatever m
+  is: it informs mu, not m.
+* Quasi-static pushing (a = 0) gives a force mu*m*g: one number, so only the product mu*m.
+* The joint efforts the arm reports are a force channel: tau = J(q)^T F plus the PD response
+  the model reproduces exactly. With a(t) varying, the regressors of F are [a(t) + mu g] * m,
+  i.e. the two columns (a(t), g) for the parameters (m, m*mu). The Fisher information
+  I = sum_t (dr/dtheta)(dr/dtheta)^T / sigma_tau^2 over theta = (log m, mu) has full rank only
+  if a(t) is not constant over the contact: it grows with the variance of a(t) over the contact.
+
+So the probe has a creep phase (a = 0: measures mu*m), an accelerating phase and a gentle braking
+phase (a != 0: separates m from mu*m), all with persistent contact. Braking stays below the
+smallest expected mu*g (0.3 * 9.81 = 2.9 m/s^2), so a sliding object never leaves the palm and
+never re-impacts it: the loss over mass stays smooth (separation/re-hit is what makes it jagged).
+Contact starts at a creep speed (3 cm/s), so the impact is small and the object starts from rest.
+
+Why the back of the palm and not the fingers: the Allegro fingers are PD joints of 3 N*m/rad
+with a 0.7 N*m limit; they fold under the 15 N a 1.5 kg object with mu = 1 needs. The palm is
+carried by the arm (600 N*m/rad, 87 N*m): it pushes every object in range, and the contact force
+shows in the arm's joint efforts. The hand is held open, turned so the fingers point sideways
+(horizontal, away from the object) and the thumb up, clear of the table.
+
+Numbers: a = 1.5 m/s^2 for 0.12 s, cruise 0.12 s at 0.18 m/s, brake at 1.2 m/s^2: a push of
+about 5 cm in under a second of contact, at speeds and forces well inside the arm's limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pinocchio as pin
+
+from drex_ros.core.markers import half_extents
+from drex_ros.core.robot import ARM_JOINTS, robot_model
+
+# Palm collision box in the palm_link frame (centre, half sizes): thickness along x, the
+# back face (the pushing face) is at x = centre - 0.02; the fingers extend along +z.
+PALM_BOX_CENTER = np.array([-0.009, 0.0, -0.047])
+PALM_BOX_HALF = np.array([0.02, 0.056, 0.048])
+
+
+@dataclass
+class PushProfile:
+    """Palm speed along the push: creep into contact, speed up, hold, stop hard, dwell.
+
+    The creep (a = 0) measures the sliding friction force mu (m g - F_z); the speed-up
+    (a > 0, persistent contact) adds m a; the hard stop decelerates the palm faster than
+    mu g for most objects, so the object leaves the palm and slides freely, decelerating at
+    mu g whatever its mass: its slide distance v^2 / (2 mu g) gives mu from the camera alone.
+    The palm then stays put, so there is no re-impact. Objects with a higher mu stay on the
+    palm through the stop instead, and the large deceleration separates m from mu in the force.
+    """
+
+    standoff: float = 0.015  # gap between palm and object before the push
+    creep_speed: float = 0.03  # contact is made at this speed
+    creep_past_contact: float = 0.008  # creep this far after nominal contact (quasi-static phase)
+    peak_speed: float = 0.35  # m/s
+    ramp_up: float = 0.2  # s, cosine speed-up (peak a = pi/2 * dv / T)
+    hold: float = 0.05  # s at peak speed
+    ramp_down: float = 0.05  # s, cosine stop (asks for ~11 m/s^2; the arm gives what it can)
+    dwell: float = 0.35  # hold after the push (the object slides to rest)
+
+    def samples(self, dt: float) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        """Times and palm displacement s(t) from the pre-push pose, plus the phase start times."""
+        t_creep = (self.standoff + self.creep_past_contact) / self.creep_speed
+        phases = {"creep": 0.0, "ramp_up": t_creep, "hold": t_creep + self.ramp_up}
+        phases["ramp_down"] = phases["hold"] + self.hold
+        phases["dwell"] = phases["ramp_down"] + self.ramp_down
+        phases["end"] = phases["dwell"] + self.dwell
+        t = np.arange(0.0, phases["end"] + 1e-9, dt)
+        v0, v1 = self.creep_speed, self.peak_speed
+        v = np.full_like(t, v0)
+        up = (t >= phases["ramp_up"]) & (t < phases["hold"])
+        v[up] = v0 + (v1 - v0) * 0.5 * (1 - np.cos(np.pi * (t[up] - phases["ramp_up"]) / self.ramp_up))
+        v[(t >= phases["hold"]) & (t < phases["ramp_down"])] = v1
+        down = (t >= phases["ramp_down"]) & (t < phases["dwell"])
+        v[down] = v1 * 0.5 * (1 + np.cos(np.pi * (t[down] - phases["ramp_down"]) / self.ramp_down))
+        v[t >= phases["dwell"]] = 0.0
+        s = np.concatenate([[0.0], np.cumsum(0.5 * (v[1:] + v[:-1]) * dt)])
+        return t, s, phases
+
+
+@dataclass
+class ProbeConfig:
+    palm_height: float = 0.08  # palm box centre above the table (wrist and fingers clear it)
+    finger_tilt: float = 0.0  # rad; roll of the hand about the push axis
+    travel_height: float = 0.20  # palm height when moving over the object
+    move_speed: float = 0.6  # rad/s peak joint speed for the free moves
+    settle_time: float = 0.4  # hold at the pre-push pose before the push
+    rate_hz: float = 250.0  # command rate
+    retreat: float = 0.03
+    profile: PushProfile = field(default_factory=PushProfile)
+
+
+@dataclass
+class ProbePlan:
+    """Full-robot joint commands at `rate_hz`, and where the push is in time."""
+
+    times: np.ndarray  # (N,) s from the start of the probe
+    commands: np.ndarray  # (N, 23) joint position targets
+    push_start: float  # time the palm leaves the pre-push pose
+    contact_time: float  # nominal contact time
+    push_end: float  # end of the post-push dwell
+    direction: np.ndarray  # unit push direction in the table plane (3,)
+
+
+class ProbeError(ValueError):
+    """The probe cannot be planned (object out of reach, IK failure)."""
+
+
+def push_direction(object_xy: np.ndarray, shape: str = "sphere", yaw: float = 0.0) -> np.ndarray:
+    """Push direction: radially away from the robot base (stays in reach).
+
+    For a box, the face normal closest to radial instead: the palm then meets a face flush.
+    An edge-first contact turns the box into alignment during the push, and that turning is
+    the most parameter-sensitive (chaotic) part of a push.
+    """
+    xy = np.asarray(object_xy, dtype=float)[:2]
+    n = np.linalg.norm(xy)
+    if n < 0.2:
+        raise ProbeError(f"object at {xy} is too close to the robot base to push")
+    radial = np.array([xy[0] / n, xy[1] / n, 0.0])
+    if shape != "box":
+        return radial
+    normals = [np.array([np.cos(yaw + k * np.pi / 2), np.sin(yaw + k * np.pi / 2), 0.0]) for k in range(4)]
+    return max(normals, key=lambda v: float(v @ radial))
+
+
+def palm_rotation(direction: np.ndarray, finger_tilt: float = 0.0) -> np.ndarray:
+    """Palm frame for a push along `direction`: back face forward, thumb up, fingers sideways.
+
+    `finger_tilt` (rad) rolls the hand about the push axis so the fingers point slightly up,
+    which keeps the splayed ring finger off the table when the palm pushes low.
+    """
+    x = -direction  # palm +x (front) faces back towards the robot
+    y = np.array([0.0, 0.0, 1.0])  # thumb side up
+    z = np.cross(x, y)  # fingers sideways
+    c, s = np.cos(finger_tilt), np.sin(finger_tilt)
+    y, z = c * y - s * z, s * y + c * z
+    return np.column_stack([x, y, z])
+
+
+def object_support(shape: str, size: tuple[float, ...], yaw: float, direction: np.ndarray) -> float:
+    """Distance from the object's centre to its face touching a pusher moving along `direction`."""
+    half = half_extents(shape, size)
+    if shape != "box":
+        return float(half[0])
+    c, s = np.cos(yaw), np.sin(yaw)
+    ex, ey = np.array([c, s, 0.0]), np.array([-s, c, 0.0])
+    return float(abs(direction @ ex) * half[0] + abs(direction @ ey) * half[1])
+
+
+def _palm_target(rot: np.ndarray, box_center_world: np.ndarray) -> pin.SE3:
+    return pin.SE3(rot, box_center_world - rot @ PALM_BOX_CENTER)
+
+
+def _min_jerk(q0: np.ndarray, q1: np.ndarray, duration: float, dt: float) -> np.ndarray:
+    n = max(2, int(round(duration / dt)) + 1)
+    s = np.linspace(0.0, 1.0, n)[1:]
+    w = 10 * s ** 3 - 15 * s ** 4 + 6 * s ** 5
+    return q0 + w[:, None] * (q1 - q0)
+
+
+def plan_probe(q_start: np.ndarray, object_position: np.ndarray, object_yaw: float, shape: str,
+               size: tuple[float, ...], config: ProbeConfig | None = None) -> ProbePlan:
+    """Joint commands for: move above the pre-push pose, descend, settle, push, dwell, retreat.
+
+    The push is a straight palm line along the radial direction, solved by IK every few
+    millimetres and timed by `PushProfile`. Raises ProbeError if any pose is out of reach.
+    """
+    cfg = config or ProbeConfig()
+    rm = robot_model()
+    dt = 1.0 / cfg.rate_hz
+    q_start = np.clip(np.asarray(q_start, dtype=float), rm.limits.lower, rm.limits.upper)
+    d = push_direction(object_position, shape, object_yaw)
+    rot = palm_rotation(d, cfg.finger_tilt)
+    obj = np.asarray(object_position, dtype=float)
+    contact_dist = object_support(shape, size, object_yaw, d) + PALM_BOX_HALF[0]
+    obj_xy = np.array([obj[0], obj[1], 0.0])
+    pre_center = obj_xy - d * (contact_dist + cfg.profile.standoff) + np.array([0, 0, cfg.palm_height])
+
+    def ik(center: np.ndarray, seed: np.ndarray) -> np.ndarray:
+        res = rm.solve_palm_ik(_palm_target(rot, center), seed, max_iter=500)
+        if not res.success:
+            raise ProbeError(f"palm pose at {np.round(center, 3)} is out of reach "
+                             f"(position error {res.position_error * 1000:.1f} mm)")
+        return res.q
+
+    seed = q_start.copy()
+    seed[len(ARM_JOINTS):] = 0.0  # hand open
+    q_above = ik(pre_center + np.array([0, 0, cfg.travel_height - cfg.palm_height]), rm.home())
+    q_pre = ik(pre_center, q_above)
+
+    t_prof, s_prof, phases = cfg.profile.samples(dt)
+    # IK along the line at 2.5 mm knots, then interpolate joints at the profile's samples.
+    s_knots = np.arange(0.0, s_prof.max() + 0.0025, 0.0025)
+    q_knots = [q_pre]
+    for s in s_knots[1:]:
+        q_knots.append(ik(pre_center + d * s, q_knots[-1]))
+    q_knots = np.array(q_knots)
+    q_push = np.stack([np.interp(s_prof, s_knots, q_knots[:, j]) for j in range(q_knots.shape[1])], axis=1)
+
+    def move_time(qa: np.ndarray, qb: np.ndarray) -> float:
+        return max(0.8, 1.875 * float(np.max(np.abs(qb - qa))) / cfg.move_speed)
+
+    q_hand_open = q_start.copy()
+    q_hand_open[len(ARM_JOINTS):] = 0.0
+    segments = [q_start[None, :]]
+    segments.append(_min_jerk(q_start, q_hand_open, 0.4, dt))
+    segments.append(_min_jerk(q_hand_open, q_above, move_time(q_hand_open, q_above), dt))
+    segments.append(_min_jerk(q_above, q_pre, move_time(q_above, q_pre), dt))
+    segments.append(np.repeat(q_pre[None, :], int(round(cfg.settle_time / dt)), axis=0))
+    push_start = sum(len(s) for s in segments) * dt
+    segments.append(q_push[1:])
+    push_end = sum(len(s) for s in segments) * dt
+    q_end = q_push[-1]
+    q_back = ik(pre_center + d * (s_prof[-1] - cfg.retreat), q_end)
+    q_up = ik(pre_center + d * (s_prof[-1] - cfg.retreat) + np.array([0, 0, cfg.travel_height - cfg.palm_height]),
+              q_back)
+    segments.append(_min_jerk(q_end, q_back, 0.5, dt))
+    segments.append(_min_jerk(q_back, q_up, move_time(q_back, q_up), dt))
+    commands = np.concatenate(segments, axis=0)
+    times = np.arange(len(commands)) * dt
+    contact_time = push_start + cfg.profile.standoff / cfg.profile.creep_speed
+    return ProbePlan(times, commands, push_start, contact_time, push_end, d)
