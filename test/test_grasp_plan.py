@@ -108,3 +108,15 @@ def test_geometry_is_a_parameter():
     rm = robot_model()
     dz = rm.palm_pose(_full(plan.q_lift)).translation[2] - rm.palm_pose(_full(plan.q_grasp)).translation[2]
     assert dz == pytest.approx(0.12, abs=1e-3)
+
+
+def test_reference_stays_within_what_the_safety_node_passes():
+    """safety.yaml lets joints move at 50% of their URDF velocity limit; the plan stays below that."""
+    rm = robot_model()
+    vmax = rm.limits.velocity[:N_ARM]
+    for pos, yaw in (((0.48, -0.1, 0.03), 0.7), ((0.62, 0.1, 0.03), -0.7), ((0.55, 0.0, 0.03), 0.0)):
+        plan = plan_grasp(np.array(pos), _yaw_quat(yaw), "box", (0.05, 0.05, 0.06), rm.home())
+        ts = np.arange(0.0, plan.duration, 0.01)
+        ref = np.array([plan.arm_targets(t) for t in ts])
+        speed = np.abs(np.diff(ref, axis=0)) / 0.01
+        assert np.all(speed < 0.5 * vmax), np.max(speed / vmax)

@@ -33,7 +33,7 @@ TOPDOWN_SEED = (-0.42, 0.91, 0.05, -1.76, 1.21, 1.43, 0.46)
 class GraspTiming:
     """Duration of each phase (s)."""
 
-    approach: float = 1.5
+    approach: float = 3.5  # from home: keeps every arm joint under 45% of its velocity limit (safety allows 50%)
     descend: float = 1.0
     close: float = 0.8
     lift: float = 1.2

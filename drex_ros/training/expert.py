@@ -1,0 +1,65 @@
+"""The force-aware expert: per object, the least grip effort that lifts it and holds it through the shake.
+
+Holding is monotone in grip effort to good approximation (more squeeze, more friction), so a
+bisection over the effort fraction finds the least effort that passes the lift-and-shake
+test. Every trial restarts from the state saved at the start of the close phase, since the
+approach does not depend on the grip. The label adds a margin on top of that least effort,
+because a policy that imitates the bare minimum would drop half of what it grasps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drex_ros.training.episode import LIFT_SUCCESS_M, GraspEpisode, ObjectSample, expert_controller
+
+EFFORT_LOW = 0.05
+EFFORT_HIGH = 1.0
+SEARCH_STEPS = 5  # resolution (1 - 0.05) / 2**5 ~ 0.03 of the 0.7 N*m limit
+TRIAL_HOLD_S = 0.5  # search trials stop this long after the shake: a grip that survives the shake holds
+MARGIN_FACTOR = 1.25
+MARGIN_OFFSET = 0.05
+
+
+@dataclass
+class ExpertLabel:
+    least_effort: float | None  # None: not even full effort lifts and holds it
+    label_effort: float  # what the expert commands (least effort with margin, capped at 1)
+    trials: int
+
+
+def label_from_least(least: float | None) -> float:
+    if least is None:
+        return EFFORT_HIGH
+    return min(EFFORT_HIGH, MARGIN_FACTOR * least + MARGIN_OFFSET)
+
+
+def _holds(episode: GraspEpisode, effort: float, from_close: bool = True) -> bool:
+    until = episode.plan.phases()["shake"][1] + TRIAL_HOLD_S
+    result = episode.run(expert_controller(episode.plan, effort), from_close=from_close, until=until,
+                         stop_on_drop=True)
+    return result.dropped_at is None and result.lift_at_end >= LIFT_SUCCESS_M
+
+
+def least_grip_effort(episode: GraspEpisode, steps: int = SEARCH_STEPS) -> ExpertLabel:
+    """Bisection over the grip fraction; the episode is run once at full effort to save the close-phase state."""
+    trials = 1
+    if not _holds(episode, EFFORT_HIGH, from_close=False):
+        return ExpertLabel(None, EFFORT_HIGH, trials)
+    lo, hi = EFFORT_LOW, EFFORT_HIGH
+    trials += 1
+    if _holds(episode, lo):
+        return ExpertLabel(lo, label_from_least(lo), trials)
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        trials += 1
+        if _holds(episode, mid):
+            hi = mid
+        else:
+            lo = mid
+    return ExpertLabel(hi, label_from_least(hi), trials)
+
+
+def label_object(obj: ObjectSample, steps: int = SEARCH_STEPS) -> tuple[GraspEpisode, ExpertLabel]:
+    episode = GraspEpisode(obj)
+    return episode, least_grip_effort(episode, steps)

@@ -1,0 +1,120 @@
+"""Training pipeline: the expert's effort search, recorded data, ONNX export round trip, the shipped model."""
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from drex_ros.core.policy import PolicyModel, RuntimeExpectations, check_contract
+from drex_ros.core.policy_contract import PolicyContract
+from drex_ros.core.robot import HAND_JOINTS, JOINT_NAMES
+from drex_ros.core.scene_build import HAND_KD, HAND_KP
+from drex_ros.training.behaviour_cloning import TrainConfig, train_policy
+from drex_ros.training.dataset import OBS_FIELDS, generate_episode
+from drex_ros.training.episode import GraspEpisode, ObjectSample, expert_controller
+from drex_ros.training.evaluation import PolicyController, mass_bins, summarize
+from drex_ros.training.expert import least_grip_effort
+from drex_ros.training.export import check_roundtrip, export_onnx
+
+MODEL = Path(__file__).resolve().parents[1] / "drex_ros" / "models" / "grasp_policy.onnx"
+LIGHT = ObjectSample("box", (0.05, 0.05, 0.06), 0.1, 0.8, (0.55, 0.0), 0.0)
+HEAVY = ObjectSample("box", (0.05, 0.05, 0.06), 1.0, 0.8, (0.55, 0.0), 0.0)
+
+
+@pytest.fixture(scope="module")
+def labels():
+    out = {}
+    for name, obj in (("light", LIGHT), ("heavy", HEAVY)):
+        episode = GraspEpisode(obj)
+        out[name] = (episode, least_grip_effort(episode))
+    return out
+
+
+def test_expert_needs_more_grip_for_the_heavy_object(labels):
+    light, heavy = labels["light"][1], labels["heavy"][1]
+    assert light.least_effort is not None and heavy.least_effort is not None
+    assert heavy.least_effort > light.least_effort + 0.2
+    assert light.label_effort > light.least_effort and heavy.label_effort > heavy.least_effort
+
+
+def test_least_effort_is_the_boundary_of_holding(labels):
+    episode, label = labels["heavy"]
+    held = episode.run(expert_controller(episode.plan, label.least_effort))
+    assert held.success and held.max_lift > 0.12
+    too_weak = episode.run(expert_controller(episode.plan, label.least_effort - 0.1))
+    assert not too_weak.success and too_weak.dropped_at is not None
+
+
+def test_recorded_episode_follows_the_contract():
+    data = generate_episode(3)
+    assert data is not None
+    obs_dim = sum(f.size for f in OBS_FIELDS)
+    assert data.obs.shape[1] == obs_dim and data.act.shape == (len(data.obs), len(HAND_JOINTS) + 1)
+    names = [f.name for f in OBS_FIELDS]
+    k = sum(f.size for f in OBS_FIELDS[:names.index("object_mass")])
+    assert np.allclose(data.obs[:, k], data.obj.mass)
+    assert np.allclose(data.obs[:, k + 1], data.obj.friction)
+    assert np.all(np.diff(data.obs[:, -1]) > 0)  # phase time runs forward
+    assert np.all((data.act[:, -1] >= 0) & (data.act[:, -1] <= 1))
+    assert data.act[-1, -1] == pytest.approx(data.label_effort)
+
+
+def test_export_round_trip_and_metadata(tmp_path):
+    rng = np.random.default_rng(0)
+    obs_dim = sum(f.size for f in OBS_FIELDS)
+    obs = rng.normal(size=(600, obs_dim)).astype(np.float32)
+    act = np.tanh(obs[:, :17] + obs[:, -1:]).astype(np.float32)
+    result = train_policy(obs, act, np.array([200, 200, 200]), TrainConfig(epochs=2, threads=1), progress=False)
+    path = tmp_path / "p.onnx"
+    data = export_onnx(result, path)
+    assert path.read_bytes() == data
+    assert check_roundtrip(result, data, obs[:50]) < 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    contract = PolicyContract.from_metadata(meta)
+    assert np.allclose(contract.obs_mean, result.obs_mean) and np.allclose(contract.action_std, result.act_std)
+    assert contract.grip_effort == list(HAND_JOINTS) and "object_mass" in contract.field_names()
+
+
+def test_summary_counts_per_bin():
+    from drex_ros.training.evaluation import ObjectOutcome
+
+    bins = mass_bins()
+    assert len(bins) == 5 and bins[0][0] == pytest.approx(0.05) and bins[-1][1] == pytest.approx(1.5)
+    outs = [ObjectOutcome(0, LIGHT, 0.2, {"true": True}, {"true": 0.4}, {"true": 0.1}),
+            ObjectOutcome(0, LIGHT, None, {"true": False}, {"true": 1.0}, {"true": 0.1})]
+    s = summarize(outs, bins, ["true"])
+    assert s["episodes_per_bin"][:2] == [2, 0]
+    assert s["success"]["true"][0] == 0.5 and s["liftable_fraction"][0] == 0.5
+    assert s["grip_over_least"]["true"][0] == pytest.approx(2.0)
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="no shipped model yet")
+class TestShippedModel:
+    def test_size_and_contract(self):
+        assert MODEL.stat().st_size < 5e6
+        model = PolicyModel(MODEL)
+        names = model.contract.field_names()
+        assert "object_mass" in names and "object_friction" in names
+        assert model.contract.position_targets == list(HAND_JOINTS)
+        gains = {j: {"kp": HAND_KP, "kd": HAND_KD} for j in HAND_JOINTS}
+        expect = RuntimeExpectations(control_rate_hz=50.0, gains=gains)
+        assert check_contract(model.contract, JOINT_NAMES, expect) == []
+
+    def test_grip_grows_with_mass(self, labels):
+        episode, _ = labels["light"]
+        model = PolicyModel(MODEL)
+        grips = []
+        for mass in (0.1, 0.5, 1.0, 1.4):
+            ctrl = PolicyController(model, LIGHT, mass, LIGHT.friction)
+            episode.scene.reset(episode.q_start)
+            info = episode._info(episode.plan.phases()["close"][1])
+            grips.append(ctrl(info)[1])
+        assert grips[-1] > grips[0] + 0.3
+        assert all(b > a - 0.02 for a, b in zip(grips, grips[1:], strict=False))
+
+    def test_true_mass_lifts_heavy_and_a_light_belief_drops_it(self, labels):
+        episode, _ = labels["heavy"]
+        model = PolicyModel(MODEL)
+        assert episode.run(PolicyController(model, HEAVY, HEAVY.mass, HEAVY.friction)).success
+        assert not episode.run(PolicyController(model, HEAVY, 0.1, HEAVY.friction)).success
