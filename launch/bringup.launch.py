@@ -20,15 +20,32 @@ from launch import LaunchDescription
 STACK = {"perception_node": "perception.yaml", "mass_id_node": "mass_id.yaml", "policy_node": "policy.yaml",
          "smoother_node": "smoother.yaml", "safety_node": "safety.yaml", "task_node": "task.yaml"}
 TRUE = ("true", "1", "yes", "on")
+FALSE = ("false", "0", "no", "off")
+
+
+def _flag(context, name: str, allow_auto: bool = False) -> bool | None:
+    """A boolean launch argument; None for auto. A typo (sim:=ture) is an error, not a silent false."""
+    value = LaunchConfiguration(name).perform(context).strip().lower()
+    if allow_auto and value in ("", "auto"):
+        return None
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    allowed = "true or false" + (" or auto" if allow_auto else "")
+    raise ValueError(f"launch argument {name}:={value!r} must be {allowed}")
 
 
 def _nodes(context, *args, **kwargs):
-    sim = LaunchConfiguration("sim").perform(context).lower() in TRUE
-    use_sim_time = LaunchConfiguration("use_sim_time").perform(context).lower()
-    use_sim_time = sim if use_sim_time in ("", "auto") else use_sim_time in TRUE
+    sim = _flag(context, "sim")
+    use_sim_time = _flag(context, "use_sim_time", allow_auto=True)
+    use_sim_time = sim if use_sim_time is None else use_sim_time
     config_dir = LaunchConfiguration("config_dir").perform(context)
+    if not os.path.isdir(config_dir):
+        # launch_ros would only warn per file and start every node on built-in defaults
+        raise ValueError(f"launch argument config_dir:={config_dir!r} is not a folder")
     policy_model = LaunchConfiguration("policy_model").perform(context)
-    record = LaunchConfiguration("record").perform(context).lower() in TRUE
+    record = _flag(context, "record")
     record_path = LaunchConfiguration("record_path").perform(context)
 
     actions = []
