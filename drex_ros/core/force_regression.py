@@ -87,8 +87,8 @@ class PushForceEstimator:
         self._palm_geom = next(i for i in range(m.ngeom) if m.geom_bodyid[i] == self._palm and m.geom_contype[i])
 
     def estimate(self, t: np.ndarray, q: np.ndarray, qd: np.ndarray | None, tau: np.ndarray,
-                 direction: np.ndarray, cutoff_hz: float = 8.0) -> PushForce:
-        """F and a along `direction` at every joint sample (arrays in JOINT_NAMES order)."""
+                 direction: np.ndarray, cutoff_hz: float = 8.0, stride: int = 2) -> PushForce:
+        """F and a along `direction` at every `stride`-th joint sample (arrays in JOINT_NAMES order)."""
         m, d = self.model, self.data
         if qd is None or not np.all(np.isfinite(qd)):
             qd = np.gradient(q, t, axis=0)
@@ -100,12 +100,13 @@ class PushForceEstimator:
         sel = np.zeros(6)
         sel[:3] = direction
         jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
-        n = len(t) - 1
+        steps = np.arange(0, len(t) - 1, max(1, stride))
+        n = len(steps)
         force = np.empty(n)
         vertical = np.empty(n)
         pos = np.empty(n)
         speed = np.empty(n)
-        for k in range(n):
+        for i, k in enumerate(steps):
             d.qpos[self._qpos] = q[k]
             d.qvel[:] = 0.0
             d.qvel[self._dof] = qd[k]
@@ -118,11 +119,11 @@ class PushForceEstimator:
             jac = np.vstack([jacp[:, arm], jacr[:, arm]])
             ext = d.qfrc_inverse[arm] - tau[k + 1, :N_ARM]  # J^T w_ext
             wrench = np.linalg.solve(jac @ jac.T + 1e-9 * np.eye(6), jac @ ext)
-            force[k] = -sel @ wrench  # the object pushes back on the palm
-            vertical[k] = -wrench[2]
-            pos[k] = face @ direction
-            speed[k] = (jacp[:, arm] @ qd[k, :N_ARM]) @ direction
-        t = t[:-1]
+            force[i] = -sel @ wrench  # the object pushes back on the palm
+            vertical[i] = -wrench[2]
+            pos[i] = face @ direction
+            speed[i] = (jacp[:, arm] @ qd[k, :N_ARM]) @ direction
+        t = t[steps]
         force = lowpass(t, force, cutoff_hz)
         vertical = lowpass(t, vertical, cutoff_hz)
         speed_f = lowpass(t, speed, cutoff_hz)

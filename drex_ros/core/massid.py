@@ -60,9 +60,11 @@ class RecordingError(ValueError):
 class MassIdConfig:
     mass_bounds: tuple[float, float] = (0.02, 3.0)
     friction_bounds: tuple[float, float] = (0.1, 1.5)
-    sim_noise: float = 1.0  # simulated moments' noise relative to the measured ones
+    sim_noise: float = 1.0  # simulated moments' noise relative to the measured ones (before it is measured)
+    chaos_replays: int = 4  # jittered replays at the fit that measure the simulation's scatter
+    chaos_jitter: float = 0.01  # their parameter jitter (log units; 1% is enough to decorrelate)
     max_moment_misfit: float = 4.0  # normalised; larger: the model cannot explain the push
-    lm_iterations: int = 4
+    lm_iterations: int = 3
     jacobian_steps: tuple[float, float] = (0.04, 0.04)  # stencil half-widths in (log m, log m mu)
     move_threshold: float = 0.008  # m: the object moved when it is this far from its resting pose
     rest_frames: int = 8  # at least this many pose frames before the push
@@ -108,12 +110,14 @@ class MassEstimate:
     n_pose: int = 0
     force_slope: float = float("nan")  # the measured force statistics that were matched
     force_intercept: float = float("nan")
+    force_span: tuple[float, float] = (float("nan"), float("nan"))  # where the push force was evaluated
 
     def summary(self) -> str:
         if not self.identifiable:
             return f"unidentifiable ({self.reason}); residual {self.residual_rms:.2f}"
-        return (f"mass {self.mass:.4f} +/- {self.std:.4f} kg, friction {self.friction:.3f} +/- "
-                f"{self.friction_std:.3f}, residual {self.residual_rms:.2f}, "
+        friction = "not identified (rolling)" if self.friction is None else \
+            f"{self.friction:.3f} +/- {self.friction_std:.3f}"
+        return (f"mass {self.mass:.4f} +/- {self.std:.4f} kg, friction {friction}, residual {self.residual_rms:.2f}, "
                 f"command delay {self.cmd_delay * 1e3:.1f} ms, camera offset {self.pose_offset * 1e3:.0f} ms, "
                 f"{self.rollouts} rollouts in {self.wall_s:.2f} s")
 
@@ -183,8 +187,10 @@ class MomentMatcher:
     """Force statistics of the replayed push, for candidate parameters (batched rollouts)."""
 
     def __init__(self, matcher: TrajectoryMatcher, estimator: PushForceEstimator, direction: np.ndarray,
-                 obs: ForceFit, shape: str, cutoff_hz: float, sim_noise: float) -> None:
+                 obs: ForceFit, shape: str, cutoff_hz: float, sim_noise: float, span: tuple[float, float]) -> None:
         self.matcher, self.estimator, self.direction = matcher, estimator, direction
+        # Inverse dynamics only where the observed push happened (plus margins): it is the cost.
+        self._span = (matcher.times >= span[0]) & (matcher.times <= span[1])
         self.obs, self.shape, self.cutoff = obs, shape, cutoff_hz
         # Observed and simulated moments carry comparable noise (the contact's chaos).
         self.sigma = np.array([obs.slope_std, obs.intercept_std]) * np.sqrt(1.0 + sim_noise ** 2)
@@ -195,9 +201,10 @@ class MomentMatcher:
         self.last_sim = sim
         out = []
         for i in range(sim.efforts.shape[0]):
-            tau = np.zeros((len(sim.times), sim.joint_q.shape[2]))
-            tau[:, :sim.efforts.shape[2]] = sim.efforts[i]
-            pf = self.estimator.estimate(sim.times, sim.joint_q[i], sim.joint_v[i], tau, self.direction,
+            w = self._span
+            tau = np.zeros((int(w.sum()), sim.joint_q.shape[2]))
+            tau[:, :sim.efforts.shape[2]] = sim.efforts[i][w]
+            pf = self.estimator.estimate(sim.times[w], sim.joint_q[i][w], sim.joint_v[i][w], tau, self.direction,
                                          self.cutoff)
             contact = contact_mask(pf)
             if contact.sum() < 10:  # the simulated palm never pushed: far from the data
@@ -254,15 +261,17 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     # The observed push force (inverse dynamics of the arm) and its statistics.
     estimator = PushForceEstimator(matcher.timestep)
     sel = (rec.joint_t >= win.t0) & (rec.joint_t <= win.t1)
-    pf_obs = estimator.estimate(rec.joint_t[sel], rec.joint_q[sel], rec.joint_v[sel], rec.joint_effort[sel],
-                                win.direction, cfg.weights.effort_cutoff_hz)
+    pf_obs = estimator.estimate(rec.joint_t[sel], rec.joint_q[sel], None if rec.joint_v is None else rec.joint_v[sel],
+                                rec.joint_effort[sel], win.direction, cfg.weights.effort_cutoff_hz)
     contact = contact_mask(pf_obs)
     if contact.sum() < 10:
         raise RecordingError("the arm's efforts show no push force: was the object pushed by the palm?")
     obs = force_moments(pf_obs, contact, cfg.weights.effort_cutoff_hz)
     say(f"push force: {obs.slope:.3f} N/(m/s^2) x a + {obs.intercept:.3f} N over {obs.n_samples} samples")
+    t_push = pf_obs.t[contact]
+    span = (t_push[0] - 0.15, t_push[-1] + 0.15)
     mm = MomentMatcher(matcher, estimator, win.direction, obs, rec.shape, cfg.weights.effort_cutoff_hz,
-                       cfg.sim_noise)
+                       cfg.sim_noise, span)
 
     # Start from the naive reading of the moments (biased by tens of percent, see force_regression).
     k = ROLLING_FACTOR[rec.shape]
@@ -281,6 +290,12 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
                             max_iters=cfg.lm_iterations, xtol=1e-3, mu_factor=10.0, mu_max=1e3,
                             jacobian=lambda xc, _r: mm.jacobian(xc, steps))
     x = fit.as_vector()
+    # How much the simulated statistics scatter for practically equal parameters (the contact's
+    # chaos): a few jittered replays at the fit. That scatter enters the standard deviation.
+    jitter = np.random.default_rng(0).normal(0.0, cfg.chaos_jitter, (cfg.chaos_replays, len(x)))
+    scatter = mm.moments(mm._full(x[None] + jitter))
+    sim_sd = np.std(scatter, axis=0, ddof=1)
+    mm.sigma = np.sqrt(np.array([obs.slope_std, obs.intercept_std]) ** 2 + sim_sd ** 2)
     jac = mm.jacobian(x, steps)
     r_star = mm.residuals(mm._full(x[None]))[0]
     # Covariance of theta: residuals are normalised by their standard deviations already.
@@ -321,17 +336,6 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
         residual_rms=float(np.sqrt(np.mean(r_star ** 2))), reason=reason, cmd_delay=delay,
         pose_offset=matcher.pose_offset, window=win, curve_masses=np.array([]), curve_loss=np.array([]),
         best_x=x_full, rollouts=rollouts, wall_s=time.perf_counter() - start, pose_rms=pose_rms,
-        n_pose=n_pose, force_slope=obs.slope, force_intercept=obs.intercept)
+        n_pose=n_pose, force_slope=obs.slope, force_intercept=obs.intercept, force_span=span)
     say(est.summary())
     return est
-
-
-def simulate_fit(rec: Recording, est: MassEstimate, cfg: MassIdConfig | None = None):
-    """The matched simulation at the fitted parameters (for plots): (times, obj_pos, observed poses)."""
-    cfg = cfg or MassIdConfig()
-    params = object_parameters(rec.shape, rec.size, cfg.mass_bounds, cfg.friction_bounds)
-    m = TrajectoryMatcher(rec, est.window.t0, est.window.t1, est.window.xy, est.window.yaw, cfg.weights,
-                          cmd_delay=est.cmd_delay, pose_offset=est.pose_offset, params=params, nthread=1,
-                          push_direction=est.window.direction)
-    sim = m.simulate(est.best_x[None])
-    return sim, m.pose_samples()

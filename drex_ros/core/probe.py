@@ -68,8 +68,8 @@ class PushProfile:
     creep_speed: float = 0.03  # contact is made at this speed
     creep_past_contact: float = 0.008  # creep this far after nominal contact (quasi-static phase)
     peak_speed: float = 0.35  # m/s
-    ramp_up: float = 0.2  # s, cosine speed-up (peak a = pi/2 * dv / T)
-    hold: float = 0.05  # s at peak speed
+    ramp_up: float = 0.08  # s, cosine speed-up (asks for pi/2 * dv / T = 6.3 m/s^2)
+    hold: float = 0.12  # s at peak speed
     ramp_down: float = 0.05  # s, cosine stop (asks for ~11 m/s^2; the arm gives what it can)
     dwell: float = 0.35  # hold after the push (the object slides to rest)
 

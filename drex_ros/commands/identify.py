@@ -1,0 +1,68 @@
+"""Identify an object's mass from a recorded push probe (rosbag2 MCAP bag).
+
+Reads /joint_states, /drex/joint_command and /drex/object_pose (no ground truth), prints the
+result and writes a PNG: observed vs simulated object trajectory, measured vs simulated push
+force, and the loss over mass. The object's shape and size are given on the command line
+(the perception model knows them; the bag does not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from drex_ros.core.bag import BagError
+from drex_ros.core.massid import MassIdConfig, RecordingError, identify
+from drex_ros.core.probe_recording import read_recording
+
+SIZE_COUNT = {"box": 3, "cylinder": 2, "sphere": 1}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bag", help="rosbag2 directory, or the .mcap file inside it")
+    parser.add_argument("--shape", required=True, choices=sorted(SIZE_COUNT))
+    parser.add_argument("--size", required=True, type=float, nargs="+",
+                        help="box: x y z; cylinder: radius height; sphere: radius (m)")
+    parser.add_argument("--plot", help="PNG to write (default: next to the bag, <bag>_massid.png)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG (saves a few rollouts)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def _bag_dir(path: str) -> Path:
+    p = Path(path)
+    return p.parent if p.suffix == ".mcap" and p.is_file() else p
+
+
+def run(args: argparse.Namespace) -> int:
+    if len(args.size) != SIZE_COUNT[args.shape]:
+        print(f"drex identify: error: a {args.shape} needs {SIZE_COUNT[args.shape]} size values, got {len(args.size)}",
+              file=sys.stderr)
+        return 2
+    bag = _bag_dir(args.bag)
+    cfg = MassIdConfig()
+    quiet = args.json
+    try:
+        rec = read_recording(bag, args.shape, tuple(args.size))
+        est = identify(rec, cfg, progress=None if quiet else (lambda msg: print(f"  {msg}", flush=True)))
+    except (BagError, RecordingError) as exc:
+        print(f"drex identify: error: {exc}", file=sys.stderr)
+        return 1
+    out = {"bag": str(bag), "identifiable": est.identifiable, "mass": est.mass, "std": est.std,
+           "friction": est.friction, "friction_std": est.friction_std, "residual": est.residual_rms,
+           "reason": est.reason, "command_delay_s": est.cmd_delay, "camera_offset_s": est.pose_offset,
+           "rollouts": est.rollouts, "wall_s": est.wall_s}
+    if not args.no_plot:
+        from drex_ros.core.massid_report import build_report, plot_report
+
+        png = Path(args.plot) if args.plot else bag.parent / f"{bag.name}_massid.png"
+        plot_report(build_report(rec, est, cfg), png, title=str(bag))
+        out["plot"] = str(png)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(("mass: " + est.summary()) if est.identifiable else f"mass: unidentifiable ({est.reason})")
+        if "plot" in out:
+            print(f"plot: {out['plot']}")
+    return 0
