@@ -9,6 +9,7 @@ and /drex/joint_command to your drivers (see README).
 
 import os
 
+import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
@@ -36,6 +37,15 @@ def _flag(context, name: str, allow_auto: bool = False) -> bool | None:
     raise ValueError(f"launch argument {name}:={value!r} must be {allowed}")
 
 
+def _file_parameters(path: str, node: str) -> dict:
+    """The ros__parameters of `node` in a parameter file ({} if the file or the node is absent)."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    return (doc.get(node) or doc.get("/" + node) or {}).get("ros__parameters") or {}
+
+
 def _nodes(context, *args, **kwargs):
     sim = _flag(context, "sim")
     use_sim_time = _flag(context, "use_sim_time", allow_auto=True)
@@ -53,6 +63,12 @@ def _nodes(context, *args, **kwargs):
         overrides = {"use_sim_time": use_sim_time}
         if name == "policy_node" and policy_model:
             overrides["model_path"] = policy_model
+        markers = os.path.join(config_dir, "markers.yaml")
+        if name == "perception_node" and os.path.isfile(markers) \
+                and not _file_parameters(os.path.join(config_dir, config_file), name).get("markers_file"):
+            # empty markers_file means the marker table beside perception.yaml; the node alone can
+            # only look in the source checkout or sys.prefix, not in a colcon install's share/drex
+            overrides["markers_file"] = markers
         actions.append(Node(package="drex", executable=name, name=name, output="screen",
                             parameters=[os.path.join(config_dir, config_file), overrides]))
     if sim:
