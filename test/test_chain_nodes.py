@@ -245,3 +245,14 @@ def test_policy_triggered_by_joint_states_keeps_the_model_rate(ros, tmp_path):
     stamps = np.array([to_sec(m.header.stamp) for m in commands.messages]) - base
     expected = np.concatenate([[0.0], np.arange(1, 20) * 0.01 - 0.002])
     np.testing.assert_allclose(stamps, expected, atol=1e-6)
+
+
+def test_policy_object_size_follows_the_task_convention(ros, tmp_path):
+    _, _, add = ros
+    path = write_model(tmp_path / "f.onnx", contract())
+    node = add(PolicyNode, model_path=path, object_shape="cylinder", object_size=[0.03, 0.1])
+    np.testing.assert_allclose(node.loop.inputs.object_size, [0.06, 0.06, 0.1])  # full bounding-box extents
+    with pytest.raises(PolicyStartupError, match="object_shape 'cone'"):
+        add(PolicyNode, model_path=path, object_shape="cone", object_size=[0.03, 0.1])
+    with pytest.raises(PolicyStartupError, match=r"object_size \[0.03, 0.1\] does not describe a box"):
+        add(PolicyNode, model_path=path, object_shape="box", object_size=[0.03, 0.1])

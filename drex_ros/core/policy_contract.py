@@ -22,6 +22,22 @@ read it is declared in the model's metadata_props, each value a JSON string:
 - `drex.control_rate_hz`: the rate the policy was trained at.
 - `drex.gains` (optional): {joint: {"kp": .., "kd": ..}} the training scene used;
   compared with the running configuration at start-up.
+
+Conventions the runtime (drex_ros.core.policy) follows, which training must match:
+- Joint names are the URDF's (drex_ros.core.robot.JOINT_NAMES); a field may list any
+  subset in any order. Every name must exist in the robot, or the model is refused.
+- "palm frame" is the URDF frame `palm_link`, from forward kinematics of the measured
+  joint positions; the world frame has the robot base at the origin on the table top.
+- Quaternions are (w, x, y, z), unit, with the sign chosen so that w >= 0.
+- object_size is the full bounding box along the object's axes: box (x, y, z),
+  cylinder (2r, 2r, h), sphere (2r, 2r, 2r).
+- object_mass and object_friction are the identified values from /drex/object_mass.
+- phase_time counts from the moment the policy is enabled (restarts at each enable).
+- Joints of the robot not in position_targets are commanded by the runtime (the task's
+  arm reference, else held); effort of joints not in grip_effort is their full limit.
+- The graph must run per single observation (N = 1) within the control period; the
+  runtime blends in from the measured position over its first steps and the safety
+  node clamps every command, so a policy need not (and cannot) bypass either.
 """
 
 from __future__ import annotations

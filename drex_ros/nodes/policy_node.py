@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
@@ -27,6 +28,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool
 
+from drex_ros.core.markers import half_extents
 from drex_ros.core.policy import PolicyModel, RuntimeExpectations, check_contract
 from drex_ros.core.policy_contract import ContractError
 from drex_ros.core.policy_loop import LoopConfig, PolicyLoop
@@ -47,6 +49,7 @@ PARAMETERS = {
     "max_overruns": 3,
     "overrun_window": 20,
     "world_frame": "world",
+    "object_shape": "box",  # with object_size (the sim/task convention) -> the observed bounding box
     "joint_states_topic": "/joint_states",
     "object_pose_topic": "/drex/object_pose",
     "object_mass_topic": "/drex/object_mass",
@@ -55,7 +58,7 @@ PARAMETERS = {
 }
 # Lists with no sensible default: left unset unless a parameter file gives them.
 LIST_PARAMETERS = {
-    "object_size": Parameter.Type.DOUBLE_ARRAY,  # m, bounding-box extents, for models that observe it
+    "object_size": Parameter.Type.DOUBLE_ARRAY,  # m: box x y z | cylinder radius height | sphere radius
     "gain_joints": Parameter.Type.STRING_ARRAY,  # with gain_kp / gain_kd: the gains the robot runs
     "gain_kp": Parameter.Type.DOUBLE_ARRAY,
     "gain_kd": Parameter.Type.DOUBLE_ARRAY,
@@ -76,7 +79,7 @@ class PolicyNode(Node):
             self.declare_parameter(name, kind)
         self.robot = robot_model()
         self.loop = self._load_checked_model()
-        self.loop.set_object_size(self._list("object_size") or None)
+        self.loop.set_object_size(self._object_extents())
         self._diag = Diagnostics(self)
         self._last_problem, self._last_log = "", 0.0
         self._state_stamp = None
@@ -149,6 +152,20 @@ class PolicyNode(Node):
                             max_overruns=int(self._param("max_overruns")),
                             overrun_window=int(self._param("overrun_window")))
         return PolicyLoop(model, self.robot, config)
+
+    def _object_extents(self) -> np.ndarray | None:
+        """Full bounding-box extents (the contract's object_size) from shape + size parameters."""
+        size = self._list("object_size")
+        if not size:
+            return None
+        shape = self._param("object_shape")
+        try:
+            extents = 2.0 * half_extents(shape, tuple(float(v) for v in size))
+        except (ValueError, TypeError) as exc:
+            raise PolicyStartupError(f"object_shape {shape!r} with object_size {size}: {exc}") from exc
+        if extents.shape != (3,) or not np.all(extents > 0):
+            raise PolicyStartupError(f"object_size {size} does not describe a {shape}")
+        return extents
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
