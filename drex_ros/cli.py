@@ -1,7 +1,9 @@
 """The `drex` command. Each subcommand lives in its own module, imported only when used.
 
 A command module provides `add_arguments(parser)` and `run(args) -> int` (the exit code).
-`drex bench NAME` runs the benchmark module drex_ros.bench.NAME the same way.
+`drex bench NAME` runs the benchmark module drex_ros.bench.NAME the same way. Anything from
+`--ros-args` on (what launch_ros appends) is kept out of argparse and handed to the
+command as `args.ros_args`, for rclpy.init.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ def _load(module_name: str, label: str):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    ros_args: list[str] = []
+    if "--ros-args" in argv:
+        cut = argv.index("--ros-args")
+        argv, ros_args = argv[:cut], argv[cut:]
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
@@ -68,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parser = argparse.ArgumentParser(prog=f"drex {name}", description=(module.__doc__ or "").strip().split("\n")[0])
     module.add_arguments(parser)
-    return int(module.run(parser.parse_args(rest)) or 0)
+    args = parser.parse_args(rest)
+    args.ros_args = ros_args
+    return int(module.run(args) or 0)
 
 
 if __name__ == "__main__":
