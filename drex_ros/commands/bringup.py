@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"drex bringup: {exc}")
         return 2
-    rclpy.init(args=ros_args)
+    rclpy.init(args=ros_args + getattr(args, "ros_args", [])[1:])  # user's --ros-args come last and win
     executor = MultiThreadedExecutor(num_threads=4)
     order = (list(SIM) if args.sim else []) + list(STACK)
     nodes = start_nodes(order)
