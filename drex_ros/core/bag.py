@@ -66,6 +66,8 @@ def _convert(value: Any, desc: tuple) -> Any:
         name = arg[0]
         if name == "string":
             return str(value)
+        if isinstance(value, (bytes, bytearray)):  # rclpy gives byte fields as bytes
+            value = value[0] if value else 0
         return _NUMPY[name](value) if name in _NUMPY else value
     sub, _length = arg
     if sub[0] == Nodetype.BASE and sub[1][0] in _NUMPY:

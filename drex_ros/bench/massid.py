@@ -1,0 +1,184 @@
+"""Mass identification accuracy and wall time on probes recorded through the sim node.
+
+Objects: three shapes, masses log-spaced over 0.05-1.5 kg, friction 0.3-1.0 (unknown to the
+identifier), sizes and poses varied. Each probe is recorded the way the stack runs it, every
+node its own process over real DDS: sim_node -> mass_id_node (probe, record only) ->
+smoother_node -> safety_node -> sim_node; the camera pipeline is emulated here by a relay
+that republishes /drex/sim/object_pose_gt as /drex/object_pose at 30 Hz with 2 mm / 1 deg
+noise, dropped frames, latency and a clock offset. The bags are then identified one by one in
+this process (timed), from the bag alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+SIZES = {"box": ((0.04, 0.08), (0.04, 0.08), (0.04, 0.08)), "cylinder": ((0.025, 0.04), (0.05, 0.10)),
+         "sphere": ((0.025, 0.04),)}
+
+
+@dataclass
+class BenchObject:
+    index: int
+    shape: str
+    size: tuple[float, ...]
+    mass: float
+    friction: float
+    position: tuple[float, float]
+    yaw: float
+
+
+def make_objects(n: int, seed: int = 0) -> list[BenchObject]:
+    rng = np.random.default_rng(seed)
+    masses = np.exp(np.linspace(np.log(0.05), np.log(1.5), n))
+    shapes = ("box", "cylinder", "sphere")
+    out = []
+    for i, m in enumerate(masses):
+        shape = shapes[i % 3]
+        size = tuple(float(round(rng.uniform(*r), 3)) for r in SIZES[shape])
+        out.append(BenchObject(i, shape, size, float(round(m, 4)), float(round(rng.uniform(0.3, 1.0), 3)),
+                               (float(round(rng.uniform(0.52, 0.58), 3)), float(round(rng.uniform(-0.06, 0.06), 3))),
+                               float(round(rng.uniform(-0.3, 0.3), 3)) if shape == "box" else 0.0))
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--objects", type=int, default=21, help="number of objects (>= 20 for the report)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/drex_bench_massid"), help="where the bags go")
+    parser.add_argument("--reuse", action="store_true", help="identify existing bags instead of recording")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+# --- recording through the nodes -----------------------------------------------------------------
+def _record(obj: BenchObject, out_dir: Path, say) -> Path:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from std_srvs.srv import Trigger
+
+    from drex_ros.bench.pose_relay import CameraPoseEmulator, NodeProcess
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    procs = [
+        NodeProcess("sim_node", {"publish_camera": False, "object_shape": obj.shape, "object_size": list(obj.size),
+                                 "object_mass": obj.mass, "object_friction": obj.friction,
+                                 "object_position": list(obj.position), "object_yaw": obj.yaw}),
+        NodeProcess("smoother_node"),
+        NodeProcess("safety_node"),
+        NodeProcess("mass_id_node", {"use_sim_time": True, "object_shape": obj.shape, "object_size": list(obj.size),
+                                     "record_dir": str(out_dir), "identify": False}),
+    ]
+    node = rclpy.create_node(f"bench_massid_{obj.index}")
+    relay = CameraPoseEmulator(seed=obj.index)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    executor.add_node(relay)
+    try:
+        client = node.create_client(Trigger, "/drex/identify_mass")
+        deadline = time.monotonic() + 60
+        while not client.service_is_ready() or relay.published < 15:
+            executor.spin_once(timeout_sec=0.05)
+            if time.monotonic() > deadline:
+                raise RuntimeError("nodes did not come up:\n" + "\n".join(p.output()[-2000:] for p in procs))
+        future = client.call_async(Trigger.Request())
+        deadline = time.monotonic() + 180
+        while not future.done():
+            executor.spin_once(timeout_sec=0.05)
+            if time.monotonic() > deadline:
+                raise RuntimeError("probe timed out:\n" + procs[3].output()[-3000:])
+        res = future.result()
+        if not res.success:
+            raise RuntimeError(f"probe failed: {res.message}\n{procs[3].output()[-3000:]}")
+        say(f"  recorded object {obj.index}: {res.message}")
+    finally:
+        executor.remove_node(relay)
+        executor.remove_node(node)
+        relay.destroy_node()
+        node.destroy_node()
+        for p in procs:
+            p.stop()
+    bags = sorted(d for d in out_dir.iterdir() if d.is_dir() and d.name.startswith("massid_"))
+    if not bags:
+        raise RuntimeError(f"no bag written in {out_dir}")
+    return bags[-1]
+
+
+# --- identification ----------------------------------------------------------------------------------
+def _identify(obj: BenchObject, bag: Path) -> dict:
+    from drex_ros.core.massid import MassIdConfig, identify
+    from drex_ros.core.probe_recording import read_recording
+
+    rec = read_recording(bag, obj.shape, obj.size)
+    t = time.perf_counter()
+    est = identify(rec, MassIdConfig())
+    wall = time.perf_counter() - t
+    row = {**asdict(obj), "bag": str(bag), "identifiable": est.identifiable, "reason": est.reason,
+           "mass_est": est.mass, "std_est": est.std, "friction_est": est.friction, "wall_s": wall,
+           "rollouts": est.rollouts}
+    row["err_pct"] = None if est.mass is None else 100.0 * (est.mass / obj.mass - 1.0)
+    return row
+
+
+def _summary(rows: list[dict]) -> dict:
+    errs = np.array([abs(r["err_pct"]) for r in rows if r["err_pct"] is not None])
+    walls = np.array([r["wall_s"] for r in rows])
+    return {
+        "objects": len(rows),
+        "unidentifiable": int(sum(1 for r in rows if not r["identifiable"])),
+        "median_err_pct": float(np.median(errs)) if errs.size else None,
+        "p90_err_pct": float(np.percentile(errs, 90)) if errs.size else None,
+        "max_err_pct": float(errs.max()) if errs.size else None,
+        "median_wall_s": float(np.median(walls)) if walls.size else None,
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0],
+        "targets": {"median_err_pct": 3.0, "p90_err_pct": 6.0, "median_wall_s": 3.0},
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+    from tqdm import tqdm
+
+    objects = make_objects(args.objects, args.seed)
+    say = (lambda _m: None) if args.json else (lambda m: tqdm.write(m))
+    bags: dict[int, Path] = {}
+    need = []
+    for obj in objects:
+        d = args.out / f"object_{obj.index:02d}"
+        existing = sorted(d.glob("massid_*")) if d.exists() else []
+        if args.reuse and existing:
+            bags[obj.index] = existing[-1]
+        else:
+            need.append(obj)
+    if need:
+        rclpy.init()
+        try:
+            for obj in tqdm(need, desc="recording probes", disable=args.json, file=sys.stderr):
+                bags[obj.index] = _record(obj, args.out / f"object_{obj.index:02d}", say)
+        finally:
+            rclpy.shutdown()
+    rows = []
+    for obj in tqdm(objects, desc="identifying", disable=args.json, file=sys.stderr):
+        rows.append(_identify(obj, bags[obj.index]))
+    summary = _summary(rows)
+    if args.json:
+        print(json.dumps({**summary, "rows": rows}))
+        return 0
+    print(f"{'#':>2} {'shape':<8} {'true kg':>8} {'est kg':>8} {'err %':>7} {'mu true':>7} {'mu est':>7} "
+          f"{'wall s':>6}  note")
+    for r in rows:
+        est = "-" if r["mass_est"] is None else f"{r['mass_est']:.4f}"
+        err = "-" if r["err_pct"] is None else f"{r['err_pct']:+.1f}"
+        mu = "-" if r["friction_est"] is None else f"{r['friction_est']:.2f}"
+        print(f"{r['index']:>2} {r['shape']:<8} {r['mass']:>8.4f} {est:>8} {err:>7} {r['friction']:>7.2f} {mu:>7} "
+              f"{r['wall_s']:>6.2f}  {'' if r['identifiable'] else 'unidentifiable: ' + r['reason']}")
+    print(json.dumps({k: v for k, v in summary.items()}, indent=1))
+    return 0

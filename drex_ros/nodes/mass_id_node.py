@@ -1,0 +1,244 @@
+"""mass_id_node: runs the push probe on the robot (sim or real) and identifies the object's mass.
+
+Service /drex/identify_mass (std_srvs/Trigger): plans the probe from the latest joint state and
+the object's resting pose (/drex/object_pose), streams it as full 23-joint commands on
+/drex/policy/joint_command (smoother and safety apply), records /joint_states,
+/drex/joint_command and /drex/object_pose meanwhile, identifies (core.massid), and publishes
+/drex/object_mass = [mass_kg, std_kg, friction] latched. An unidentifiable push publishes
+nothing and answers success=false with the reason. Optionally saves each probe as an MCAP bag.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from drex_ros.core.bag import BagError
+from drex_ros.core.massid import MassIdConfig, RecordingError, identify
+from drex_ros.core.probe import ProbeConfig, ProbeError, plan_probe
+from drex_ros.core.probe_recording import write_recording
+from drex_ros.core.robot import JOINT_NAMES, robot_model
+from drex_ros.core.trajectory_match import Recording, yaw_of
+from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, joint_state_arrays, make_joint_state, to_sec
+
+PARAMETERS = {
+    "object_shape": "box",
+    "object_size": [0.06, 0.06, 0.06],
+    "command_topic": "/drex/policy/joint_command",
+    "applied_command_topic": "/drex/joint_command",
+    "joint_states_topic": "/joint_states",
+    "object_pose_topic": "/drex/object_pose",
+    "mass_topic": "/drex/object_mass",
+    "service": "/drex/identify_mass",
+    "command_rate_hz": 250.0,
+    "rest_poses": 10,  # object poses averaged for the resting pose the probe is planned from
+    "pose_wait_s": 3.0,  # wait this long (wall) for them
+    "probe_timeout_s": 120.0,  # wall-clock limit for running the probe
+    "record_dir": "",  # if set, every probe is also saved there as an MCAP bag
+    "identify": True,  # false: run and record the probe only (benchmarks identify the bags offline)
+    "mass_min": 0.02,
+    "mass_max": 3.0,
+    "friction_min": 0.1,
+    "friction_max": 1.5,
+    "threads": 2,
+}
+BUFFER_S = 60.0
+
+
+class MassIdNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("mass_id_node", **kwargs)
+        for name, default in PARAMETERS.items():
+            self.declare_parameter(name, default)
+        p = self._param
+        self._limits = robot_model().limits
+        self._diag = Diagnostics(self)
+        data_group = ReentrantCallbackGroup()
+        self._lock = threading.Lock()
+        self._joints: deque = deque()  # (stamp, recv, q, v, effort)
+        self._commands: deque = deque()  # (stamp, recv, q)
+        self._poses: deque = deque()  # (stamp, recv, position, quat wxyz)
+        self.create_subscription(JointState, p("joint_states_topic"), self._on_joints, 50, callback_group=data_group)
+        self.create_subscription(JointState, p("applied_command_topic"), self._on_command, 50,
+                                 callback_group=data_group)
+        self.create_subscription(PoseStamped, p("object_pose_topic"), self._on_pose, 20, callback_group=data_group)
+        self._pub_cmd = self.create_publisher(JointState, p("command_topic"), 10)
+        self._pub_mass = self.create_publisher(Float64MultiArray, p("mass_topic"), LATCHED_QOS)
+        self.create_service(Trigger, p("service"), self._on_identify,
+                            callback_group=MutuallyExclusiveCallbackGroup())
+        self._timer_group = data_group
+        self._plan = None
+        self._t_start = 0.0
+        self._done = threading.Event()
+        self._timer = None
+        self.get_logger().info(f"ready: {p('service')} probes a {p('object_shape')} {list(p('object_size'))} m")
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # --- recording ---------------------------------------------------------------------
+    def _trim(self, buf: deque, now: float) -> None:
+        while buf and buf[0][1] < now - BUFFER_S:
+            buf.popleft()
+
+    def _on_joints(self, msg: JointState) -> None:
+        a = joint_state_arrays(msg, JOINT_NAMES)
+        now = self._now()
+        with self._lock:
+            self._joints.append((to_sec(msg.header.stamp), now, a["position"], a["velocity"], a["effort"]))
+            self._trim(self._joints, now)
+
+    def _on_command(self, msg: JointState) -> None:
+        a = joint_state_arrays(msg, JOINT_NAMES)
+        now = self._now()
+        with self._lock:
+            self._commands.append((to_sec(msg.header.stamp), now, a["position"]))
+            self._trim(self._commands, now)
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        now = self._now()
+        with self._lock:
+            self._poses.append((to_sec(msg.header.stamp), now, np.array([p.x, p.y, p.z]),
+                                np.array([o.w, o.x, o.y, o.z])))
+            self._trim(self._poses, now)
+
+    def _recording(self, t_from: float) -> Recording:
+        with self._lock:
+            joints = [j for j in self._joints if j[0] >= t_from]
+            commands = [c for c in self._commands if c[1] >= t_from]
+            poses = [p for p in self._poses if p[0] >= t_from]
+        if len(joints) < 50 or len(commands) < 10 or len(poses) < 10:
+            raise RecordingError(f"too little data recorded: {len(joints)} joint states, {len(commands)} "
+                                 f"commands on {self._param('applied_command_topic')}, {len(poses)} object poses")
+        jt = np.array([j[0] for j in joints])
+        # Command stamps pass through smoother and safety; a stamp off the joint clock (e.g. a
+        # watchdog hold stamped on another clock) is replaced by its receipt time.
+        stamps, recv = np.array([c[0] for c in commands]), np.array([c[1] for c in commands])
+        ct = np.where(np.abs(stamps - recv) < 0.5, stamps, recv)
+        order = np.argsort(ct, kind="stable")
+        keep = order[np.r_[True, np.diff(ct[order]) > 0]]
+        v = np.array([j[3] for j in joints])
+        shape, size = self._param("object_shape"), tuple(float(s) for s in self._param("object_size"))
+        return Recording(shape, size, jt, np.array([j[2] for j in joints]), v if np.all(np.isfinite(v)) else None,
+                         np.nan_to_num(np.array([j[4] for j in joints])), ct[keep],
+                         np.array([c[2] for c in commands])[keep], np.array([p[0] for p in poses]),
+                         np.array([p[2] for p in poses]), np.array([p[3] for p in poses]))
+
+    # --- probe execution -------------------------------------------------------------------
+    def _tick(self) -> None:
+        plan = self._plan
+        if plan is None:
+            return
+        k = int((self._now() - self._t_start) * self._param("command_rate_hz"))
+        if k >= len(plan.commands):
+            self._done.set()
+            k = len(plan.commands) - 1
+        msg = make_joint_state(self.get_clock().now().to_msg(), JOINT_NAMES, plan.commands[k],
+                               effort=self._limits.effort)
+        self._pub_cmd.publish(msg)
+
+    def _resting_pose(self) -> tuple[np.ndarray, float]:
+        n = int(self._param("rest_poses"))
+        deadline = time.monotonic() + float(self._param("pose_wait_s"))
+        while time.monotonic() < deadline:
+            with self._lock:
+                recent = [p for p in self._poses if p[1] > self._now() - 2.0]
+            if len(recent) >= n:
+                pos = np.median(np.array([p[2] for p in recent[-n:]]), axis=0)
+                return pos, yaw_of(recent[-1][3])
+            time.sleep(0.05)
+        raise ProbeError(f"fewer than {n} object poses on {self._param('object_pose_topic')} in the last 2 s: "
+                         "is the object tracked?")
+
+    def _run_probe(self) -> Recording:
+        with self._lock:
+            last = self._joints[-1] if self._joints else None
+        if last is None or not np.all(np.isfinite(last[2])):
+            raise ProbeError(f"no complete joint state on {self._param('joint_states_topic')}")
+        position, yaw = self._resting_pose()
+        shape, size = self._param("object_shape"), tuple(float(s) for s in self._param("object_size"))
+        cfg = ProbeConfig(rate_hz=float(self._param("command_rate_hz")))
+        plan = plan_probe(last[2], position, yaw, shape, size, cfg)
+        self.get_logger().info(f"probe planned: push along {np.round(plan.direction[:2], 2)}, "
+                               f"{plan.times[-1]:.1f} s of commands")
+        t_from = self._now() - 1.0
+        self._done.clear()
+        self._t_start = self._now()
+        self._plan = plan
+        self._timer = self.create_timer(1.0 / float(self._param("command_rate_hz")), self._tick,
+                                        callback_group=self._timer_group)
+        finished = self._done.wait(timeout=float(self._param("probe_timeout_s")))
+        self.destroy_timer(self._timer)
+        self._plan = None
+        if not finished:
+            raise ProbeError(f"the probe did not finish within {self._param('probe_timeout_s')} s (is time running?)")
+        time.sleep(0.1)  # the last joint states and poses in flight
+        self.get_logger().info("probe done; identifying")
+        return self._recording(t_from)
+
+    def _on_identify(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        p = self._param
+        cfg = MassIdConfig(mass_bounds=(p("mass_min"), p("mass_max")),
+                           friction_bounds=(p("friction_min"), p("friction_max")), nthread=int(p("threads")))
+        try:
+            rec = self._run_probe()
+            saved = ""
+            if p("record_dir"):
+                path = Path(p("record_dir")) / f"massid_{time.strftime('%Y%m%d_%H%M%S')}"
+                write_recording(path, rec)
+                saved = f"probe saved to {path}"
+                self.get_logger().info(saved)
+            if not p("identify"):
+                response.success, response.message = True, saved or "probe done (identification off)"
+                return response
+            est = identify(rec, cfg, progress=lambda m: self.get_logger().info(m))
+        except (ProbeError, RecordingError, BagError) as exc:
+            response.success, response.message = False, str(exc)
+            self.get_logger().error(f"mass identification failed: {exc}")
+            self._diag.publish("error", "mass identification failed", {"reason": exc})
+            return response
+        if not est.identifiable:
+            response.success, response.message = False, f"unidentifiable: {est.reason}"
+            self.get_logger().warn(response.message)
+            self._diag.publish("warn", "mass unidentifiable", {"reason": est.reason})
+            return response
+        friction = float("nan") if est.friction is None else est.friction
+        self._pub_mass.publish(Float64MultiArray(data=[est.mass, est.std, friction]))
+        response.success, response.message = True, est.summary()
+        self._diag.publish("ok", "mass identified", {"mass": est.mass, "std": est.std, "friction": friction})
+        return response
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = MassIdNode()
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()
