@@ -10,8 +10,7 @@ the palm's acceleration a(t) along the push is the object's acceleration while t
 
     F(t) = k m a(t) + c g,   c = m mu        (k = 1 sliding; k = 7/5 for a sphere rolling)
 
-is nearly linear in (m, c). The regression's slope and intercept are the statistics that the
-identifier (massid) asks the simulated push to reproduce.
+is nearly linear in (m, c) (see fit_push for the palm's vertical force term that separates them).
 
 Why this and not only trajectory matching: the replayed push and the recorded one are two
 realisations of a chaotic contact (the box's stick-slip on the table and at the palm face).
@@ -52,14 +51,13 @@ class PushForce:
 
 @dataclass
 class ForceFit:
-    slope: float  # N / (m/s^2)
-    intercept: float  # N
-    slope_std: float
-    intercept_std: float
-    cov: np.ndarray  # 2x2 covariance of (slope, intercept)
+    """Direct estimate from one push: mass, friction (NaN for a rolling sphere), covariance."""
+
+    mass: float
+    friction: float
+    cov_log: np.ndarray  # covariance of (log m, log mu) (1x1 for a sphere: log m)
     n_samples: int
     residual_rms: float  # N
-    contact: np.ndarray  # bool mask over PushForce.t used by the fit
 
 
 def lowpass(t: np.ndarray, x: np.ndarray, cutoff_hz: float) -> np.ndarray:
@@ -131,27 +129,47 @@ class PushForceEstimator:
         return PushForce(t, force, vertical, accel, speed_f, pos)
 
 
-def force_moments(pf: PushForce, contact: np.ndarray, noise_cutoff_hz: float = 8.0) -> ForceFit:
-    """Slope and intercept of F = s a + b over the contact samples, with their covariance.
+def fit_push(pf: PushForce, shape: str, contact: np.ndarray, noise_cutoff_hz: float = 8.0) -> ForceFit:
+    """Mass and friction from the push force over the contact samples (linear least squares).
 
-    For a sliding object s ~ m and b ~ mu m g, for a rolling sphere s ~ 1.4 m, but friction at
-    the palm face and the object's tilt bias both by tens of percent (measured: the palm presses
-    the object into the table, N = m g - F_z). These two numbers are therefore not reported as
-    the mass: they are the statistics the simulated push must reproduce (indirect inference).
-    Being averages over the whole push, they are smooth in the parameters, unlike the raw trace.
+    Sliding (box, cylinder):  F = m a + mu (m g - F_z), i.e. F = b_a a + b_0 + b_z (-F_z) with
+    b_z = mu and b_0 = mu m g. F_z, the palm's vertical force on the object, is what separates mu
+    from m: the probe slides the palm face up and down while pushing, so friction at the face
+    alternately presses the object into the table and lifts it, and the table's friction
+    force follows mu times that load. m comes from b_0 / (mu g), which is far better determined
+    than the inertial b_a (the arm cannot accelerate the palm much).
+    Rolling sphere: F + F_z = (7/5) m a + b (torque balance with the face's vertical friction);
+    friction does no work and is not identified.
+    Covariance: sysid.calculate_intervals on the linear model, the residual variance scaled
+    for the correlation of low-passed samples; then the delta method to (log m, log mu).
     """
-    a, F = pf.accel[contact], pf.force[contact]
+    from mujoco import sysid
+
+    a, F, Fz = pf.accel[contact], pf.force[contact], pf.vertical[contact]
     if len(F) < 10:
         raise ValueError(f"only {len(F)} samples with the palm pushing the object")
-    A = np.column_stack([a, np.ones_like(a)])
-    coef, *_ = np.linalg.lstsq(A, F, rcond=None)
-    r = F - A @ coef
     dt = float(np.median(np.diff(pf.t)))
-    inflate = 1.0 / min(1.0, 2.0 * noise_cutoff_hz * dt)  # low-passed samples are correlated
-    s2 = float(r @ r) / max(1.0, len(F) - 2)
-    cov = s2 * np.linalg.inv(A.T @ A) * inflate
-    return ForceFit(float(coef[0]), float(coef[1]), float(np.sqrt(cov[0, 0])), float(np.sqrt(cov[1, 1])),
-                    cov, len(F), float(np.sqrt(np.mean(r * r))), contact)
+    inflate = 1.0 / min(1.0, 2.0 * noise_cutoff_hz * dt)
+    if shape == "sphere":
+        A = np.column_stack([ROLLING_FACTOR[shape] * a, np.ones_like(a)])
+        y = F + Fz
+    else:
+        A = np.column_stack([a, np.ones_like(a), -Fz])
+        y = F
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    r = y - A @ coef
+    cov, _ = sysid.calculate_intervals([r], -A)
+    cov = cov * inflate
+    if shape == "sphere":
+        m = float(coef[0])
+        cov_log = np.array([[cov[0, 0] / max(m, 1e-9) ** 2]])
+        return ForceFit(m, float("nan"), cov_log, len(F), float(np.sqrt(np.mean(r * r))))
+    b0, mu = float(coef[1]), float(coef[2])
+    m = b0 / (max(mu, 1e-9) * GRAVITY)
+    # log m = log b0 - log mu - log g; log mu = log b_z
+    g = np.array([[0.0, 1.0 / max(b0, 1e-9), -1.0 / max(mu, 1e-9)], [0.0, 0.0, 1.0 / max(mu, 1e-9)]])
+    cov_log = g @ cov @ g.T
+    return ForceFit(m, mu, cov_log, len(F), float(np.sqrt(np.mean(r * r))))
 
 
 def contact_mask(pf: PushForce, min_force: float = 0.05, min_speed: float = 0.02) -> np.ndarray:

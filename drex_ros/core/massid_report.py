@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from drex_ros.core.force_regression import PushForce, PushForceEstimator
-from drex_ros.core.massid import MassEstimate, MassIdConfig, MomentMatcher, contact_mask, force_moments
-from drex_ros.core.trajectory_match import Recording, TrajectoryMatcher, mass_friction_of, object_parameters, theta_of
+from drex_ros.core.force_regression import PushForce, PushForceEstimator, contact_mask, fit_push
+from drex_ros.core.massid import MassEstimate, MassIdConfig, SimCalibrator
+from drex_ros.core.trajectory_match import Recording, TrajectoryMatcher, mass_friction_of, object_parameters
 
 CURVE_FACTORS = (0.4, 0.55, 0.7, 0.85, 1.0, 1.2, 1.4, 1.8, 2.5)
 
@@ -24,7 +24,7 @@ class MassIdReport:
     force_obs: PushForce
     force_sim: PushForce
     curve_masses: np.ndarray
-    curve_loss: np.ndarray  # squared normalised moment residual (friction held at the fit)
+    curve_loss: np.ndarray  # squared log-misfit of the replay's reading vs the recording's (friction at the fit)
 
 
 def build_report(rec: Recording, est: MassEstimate, cfg: MassIdConfig | None = None) -> MassIdReport:
@@ -39,14 +39,16 @@ def build_report(rec: Recording, est: MassEstimate, cfg: MassIdConfig | None = N
     sel = (rec.joint_t >= w.t0) & (rec.joint_t <= w.t1)
     f_obs = estimator.estimate(rec.joint_t[sel], rec.joint_q[sel], None if rec.joint_v is None else rec.joint_v[sel],
                                rec.joint_effort[sel], w.direction, cfg.weights.effort_cutoff_hz)
-    obs = force_moments(f_obs, contact_mask(f_obs), cfg.weights.effort_cutoff_hz)
-    mm = MomentMatcher(matcher, estimator, w.direction, obs, rec.shape, cfg.weights.effort_cutoff_hz,
-                       cfg.sim_noise, est.force_span)
+    obs = fit_push(f_obs, rec.shape, contact_mask(f_obs), cfg.weights.effort_cutoff_hz)
+    sphere = rec.shape == "sphere"
+    target = np.array([np.log(obs.mass)] + ([] if sphere else [np.log(obs.friction)]))
+    cal = SimCalibrator(matcher, estimator, w.direction, rec.shape, cfg.weights.effort_cutoff_hz, est.force_span,
+                        1, 0.0, target)
     mass, mu = mass_friction_of(est.best_x)
     masses = mass * np.array(CURVE_FACTORS)
-    X = np.array([theta_of(m, mu) for m in masses])
-    loss = np.sum(mm.residuals(X) ** 2, axis=1)
-    sim = mm.last_sim
+    X = np.array([[np.log(m)] + ([] if sphere else [np.log(mu)]) for m in masses])
+    loss = np.sum((cal.estimates(X) - target) ** 2, axis=1)
+    sim = cal.last_sim
     i_fit = CURVE_FACTORS.index(1.0)
     tau = np.zeros((len(sim.times), sim.joint_q.shape[2]))
     tau[:, :sim.efforts.shape[2]] = sim.efforts[i_fit]
@@ -77,7 +79,8 @@ def plot_report(report: MassIdReport, path: str | Path, title: str = "") -> Path
     if est.identifiable:
         ax[2].axvline(est.mass, color="r", label=f"{est.mass:.3f} kg")
         ax[2].legend()
-    ax[2].set(xlabel="mass [kg] (friction at the fit)", ylabel="loss (normalised)", title="loss over mass")
+    ax[2].set(xlabel="mass [kg] (friction at the fit)", ylabel="(log reading misfit)^2",
+              title="loss over mass: replay vs recording")
     verdict = est.summary() if est.identifiable else f"UNIDENTIFIABLE: {est.reason}"
     fig.suptitle((title + "\n" if title else "") + verdict, fontsize=9)
     fig.tight_layout()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from drex_ros.core.markers import half_extents, marker_texture
+from drex_ros.core.markers import half_extents
 from drex_ros.core.scene import CameraModel, ObjectConfig, Scene, SceneConfig
 
 SHAPES: dict[str, tuple[float, ...]] = {
@@ -34,32 +34,10 @@ class Frame:
     rotation: np.ndarray  # ground-truth world_R_object
 
 
-def write_marker_textures(scene: Scene) -> None:
-    """Put each marker's image into the compiled model exactly as `marker_texture` draws it.
-
-    Works around the foundation scene flipping the marker textures vertically (MuJoCo maps
-    the texture's first row as given, so the flip renders mirror-image markers that no
-    detector accepts). Idempotent: once scene_build uploads the image unflipped, this
-    changes nothing. Must run before the scene's first render (textures are uploaded then).
-    """
-    m = scene.model
-    for tex_id in range(m.ntex):
-        name = m.texture(tex_id).name
-        if not name.startswith("marker_tex_"):
-            continue
-        img = marker_texture(int(name.rsplit("_", 1)[1]))
-        adr, size = m.tex_adr[tex_id], img.size
-        if m.tex_height[tex_id] * m.tex_width[tex_id] * m.tex_nchannel[tex_id] != size:
-            raise RuntimeError(f"texture {name} has an unexpected size")
-        m.tex_data[adr:adr + size] = img.ravel()
-
-
 def make_scene(shape: str, size: tuple[float, ...] | None = None, config: SceneConfig | None = None) -> Scene:
     config = config or SceneConfig()
     config.object = ObjectConfig(shape=shape, size=tuple(size or SHAPES[shape]))
-    scene = Scene(config)
-    write_marker_textures(scene)
-    return scene
+    return Scene(config)
 
 
 def resting_pose(shape: str, size: tuple[float, ...], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -67,16 +67,21 @@ class PushProfile:
     standoff: float = 0.015  # gap between palm and object before the push
     creep_speed: float = 0.03  # contact is made at this speed
     creep_past_contact: float = 0.008  # creep this far after nominal contact (quasi-static phase)
+    scrub_time: float = 1.0  # s of sliding at creep speed while the palm moves up and down
+    scrub_amplitude: float = 0.006  # m, vertical palm oscillation (the palm face slips up and down)
+    scrub_frequency: float = 2.0  # Hz
     peak_speed: float = 0.35  # m/s
     ramp_up: float = 0.08  # s, cosine speed-up (asks for pi/2 * dv / T = 6.3 m/s^2)
     hold: float = 0.12  # s at peak speed
     ramp_down: float = 0.05  # s, cosine stop (asks for ~11 m/s^2; the arm gives what it can)
     dwell: float = 0.35  # hold after the push (the object slides to rest)
 
-    def samples(self, dt: float) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-        """Times and palm displacement s(t) from the pre-push pose, plus the phase start times."""
+    def samples(self, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
+        """Times, palm displacement s(t) along the push and z(t) up, and the phase start times."""
         t_creep = (self.standoff + self.creep_past_contact) / self.creep_speed
-        phases = {"creep": 0.0, "ramp_up": t_creep, "hold": t_creep + self.ramp_up}
+        phases = {"creep": 0.0, "scrub": t_creep}
+        t_creep += self.scrub_time
+        phases.update({"ramp_up": t_creep, "hold": t_creep + self.ramp_up})
         phases["ramp_down"] = phases["hold"] + self.hold
         phases["dwell"] = phases["ramp_down"] + self.ramp_down
         phases["end"] = phases["dwell"] + self.dwell
@@ -90,7 +95,10 @@ class PushProfile:
         v[down] = v1 * 0.5 * (1 + np.cos(np.pi * (t[down] - phases["ramp_down"]) / self.ramp_down))
         v[t >= phases["dwell"]] = 0.0
         s = np.concatenate([[0.0], np.cumsum(0.5 * (v[1:] + v[:-1]) * dt)])
-        return t, s, phases
+        z = np.zeros_like(t)
+        scrub = (t >= phases["scrub"]) & (t < phases["ramp_up"])
+        z[scrub] = self.scrub_amplitude * np.sin(2 * np.pi * self.scrub_frequency * (t[scrub] - phases["scrub"]))
+        return t, s, z, phases
 
 
 @dataclass
@@ -199,25 +207,33 @@ def plan_probe(q_start: np.ndarray, object_position: np.ndarray, object_yaw: flo
                              f"(position error {res.position_error * 1000:.1f} mm)")
         return res.q
 
-    seed = q_start.copy()
-    seed[len(ARM_JOINTS):] = 0.0  # hand open
-    q_above = ik(pre_center + np.array([0, 0, cfg.travel_height - cfg.palm_height]), rm.home())
+    hand_open = np.clip(np.zeros(len(q_start) - len(ARM_JOINTS)), rm.limits.lower[len(ARM_JOINTS):],
+                        rm.limits.upper[len(ARM_JOINTS):])  # fingers straight (the thumb's limit is > 0)
+    home = rm.home()
+    home[len(ARM_JOINTS):] = hand_open
+    q_above = ik(pre_center + np.array([0, 0, cfg.travel_height - cfg.palm_height]), home)
     q_pre = ik(pre_center, q_above)
 
-    t_prof, s_prof, phases = cfg.profile.samples(dt)
-    # IK along the line at 2.5 mm knots, then interpolate joints at the profile's samples.
+    t_prof, s_prof, z_prof, phases = cfg.profile.samples(dt)
+    # IK along the line at 2.5 mm knots for three palm heights, then joints at the profile's
+    # samples: linear along the line, quadratic (Lagrange) in height.
     s_knots = np.arange(0.0, s_prof.max() + 0.0025, 0.0025)
-    q_knots = [q_pre]
-    for s in s_knots[1:]:
-        q_knots.append(ik(pre_center + d * s, q_knots[-1]))
-    q_knots = np.array(q_knots)
-    q_push = np.stack([np.interp(s_prof, s_knots, q_knots[:, j]) for j in range(q_knots.shape[1])], axis=1)
+    amp = max(cfg.profile.scrub_amplitude, 1e-4)
+    levels = []
+    for dz in (-amp, 0.0, amp):
+        knots = [ik(pre_center + np.array([0, 0, dz]), q_pre)]
+        for s in s_knots[1:]:
+            knots.append(ik(pre_center + d * s + np.array([0, 0, dz]), knots[-1]))
+        knots = np.array(knots)
+        levels.append(np.stack([np.interp(s_prof, s_knots, knots[:, j]) for j in range(knots.shape[1])], axis=1))
+    u = (z_prof / amp)[:, None]
+    q_push = levels[0] * (u * (u - 1) / 2) + levels[1] * (1 - u * u) + levels[2] * (u * (u + 1) / 2)
 
     def move_time(qa: np.ndarray, qb: np.ndarray) -> float:
         return max(0.8, 1.875 * float(np.max(np.abs(qb - qa))) / cfg.move_speed)
 
     q_hand_open = q_start.copy()
-    q_hand_open[len(ARM_JOINTS):] = 0.0
+    q_hand_open[len(ARM_JOINTS):] = hand_open
     segments = [q_start[None, :]]
     segments.append(_min_jerk(q_start, q_hand_open, 0.4, dt))
     segments.append(_min_jerk(q_hand_open, q_above, move_time(q_hand_open, q_above), dt))

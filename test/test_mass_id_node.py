@@ -1,0 +1,86 @@
+"""mass_id_node over real DDS, every node its own process, driving the simulated robot:
+mass_id_node -> smoother_node -> safety_node -> sim_node, the object pose from a camera emulator.
+"""
+
+import numpy as np
+import pytest
+import rclpy
+from node_process import NodeProcess
+from rclpy.executors import SingleThreadedExecutor
+from ros_helpers import Collector, spin_until
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from drex_ros.bench.pose_relay import CameraPoseEmulator
+from drex_ros.core.bag import read_topics
+from drex_ros.nodes.ros_io import LATCHED_QOS
+
+MASS, FRICTION = 1.2, 0.35
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    record = tmp_path_factory.mktemp("massid_bags")
+    rclpy.init()
+    node = rclpy.create_node("mass_id_test")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    procs = {
+        "sim": NodeProcess("sim_node", {"publish_camera": False, "object_mass": MASS, "object_friction": FRICTION,
+                                        "object_position": [0.55, 0.03]}),
+        "smoother": NodeProcess("smoother_node"),
+        "safety": NodeProcess("safety_node"),
+        "mass_id": NodeProcess("mass_id_node", {"use_sim_time": True, "record_dir": str(record),
+                                                "pose_wait_s": 1.5}),
+    }
+    yield node, executor, procs, record
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.shutdown()
+    for name, proc in procs.items():
+        assert proc.stop() == 0, f"{name}:\n{proc.output()}"
+
+
+def _call(node, executor, timeout: float) -> Trigger.Response:
+    client = node.create_client(Trigger, "/drex/identify_mass")
+    assert spin_until(executor, client.service_is_ready, 30)
+    future = client.call_async(Trigger.Request())
+    assert spin_until(executor, future.done, timeout)
+    return future.result()
+
+
+def test_without_an_object_pose_the_service_fails_clearly(stack):
+    node, executor, procs, _ = stack
+    res = _call(node, executor, 30)
+    assert not res.success
+    assert "/drex/object_pose" in res.message, procs["mass_id"].output()
+
+
+def test_probe_moves_the_robot_through_the_chain_and_publishes_the_mass(stack):
+    node, executor, procs, record = stack
+    relay = CameraPoseEmulator(seed=1)
+    executor.add_node(relay)
+    mass = Collector(node, Float64MultiArray, "/drex/object_mass", LATCHED_QOS)
+    commands = Collector(node, JointState, "/drex/policy/joint_command")
+    applied = Collector(node, JointState, "/drex/joint_command")
+    assert spin_until(executor, lambda: relay.published >= 15, 30), procs["sim"].output()
+    res = _call(node, executor, 240)
+    log = procs["mass_id"].output()
+    assert res.success, f"{res.message}\n{log}"
+    assert spin_until(executor, lambda: mass.last is not None, 5)
+    m, std, mu = mass.last.data
+    assert m == pytest.approx(MASS, rel=0.3), res.message
+    assert 0 < std < m and 0 < mu < 1.5
+    # The probe went through the chain as full 23-joint commands.
+    assert len(commands.messages) > 1000 and len(commands.last.name) == 23
+    assert len(applied.messages) > 1000
+    assert "identifying" in log
+    # The probe was saved as a bag that `drex identify` can read (no ground truth in it).
+    bags = list(record.glob("massid_*"))
+    assert len(bags) == 1
+    data = read_topics(bags[0], ["/joint_states", "/drex/joint_command", "/drex/object_pose"])
+    assert len(data["/drex/object_pose"]) > 100
+    assert np.ptp(data["/drex/object_pose"].fields["position"][:, 0]) > 0.03  # the object was pushed
+    executor.remove_node(relay)
+    relay.destroy_node()
