@@ -34,6 +34,7 @@ from drex_ros.core.scene_build import ObjectConfig, SceneConfig, build_spec
 
 N_ARM = len(ARM_JOINTS)
 GRAVITY = 9.81
+SPHERE_MIN_ACCEL = 0.15  # m/s^2
 ROLLING_FACTOR = {"box": 1.0, "cylinder": 1.0, "sphere": 1.4}  # F = k m a; solid sphere: 1 + 2/5
 
 
@@ -145,6 +146,8 @@ def fit_push(pf: PushForce, shape: str, contact: np.ndarray, noise_cutoff_hz: fl
     """
     from mujoco import sysid
 
+    if shape == "sphere":  # a sphere stays on the palm only while the palm speeds up (no impact spikes)
+        contact = contact & (pf.accel > SPHERE_MIN_ACCEL)
     a, F, Fz = pf.accel[contact], pf.force[contact], pf.vertical[contact]
     if len(F) < 10:
         raise ValueError(f"only {len(F)} samples with the palm pushing the object")

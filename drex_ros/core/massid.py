@@ -277,7 +277,7 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     x0 = np.clip(target, np.array(lo) + 1e-3, np.array(hi) - 1e-3)
     params = sysid.ParameterDict({"x": sysid.Parameter("x", x0, lo, hi)})
     fit, _ = sysid.optimize(params, cal.residual_fn, optimizer="mujoco", verbose=False,
-                            max_iters=cfg.lm_iterations, xtol=2e-3, mu_factor=10.0, mu_max=1e2,
+                            max_iters=cfg.lm_iterations, xtol=2e-3, mu_factor=10.0, mu_max=10.0,
                             jacobian=lambda xc, _r: np.eye(len(x0)), output=io.StringIO())
     x = fit.as_vector()
     r_star = cal.residual_fn(x)[0][0]

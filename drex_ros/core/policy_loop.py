@@ -32,7 +32,7 @@ class LoopConfig:
     joint_state_timeout: float = 0.1  # s
     object_pose_timeout: float = 0.5  # s
     blend_steps: int = 20
-    deadline_fraction: float = 0.5  # compute budget as a fraction of the control period
+    deadline_fraction: float = 1.0  # compute budget as a fraction of the control period
     max_overruns: int = 3  # this many overruns ...
     overrun_window: int = 20  # ... within this many steps stop the policy
 

@@ -111,6 +111,14 @@ class ProbeConfig:
     rate_hz: float = 250.0  # command rate
     retreat: float = 0.03
     profile: PushProfile = field(default_factory=PushProfile)
+    # A sphere rolls: it has no friction to measure and leaves the palm whenever the palm stops
+    # accelerating. Its push is one smooth speed-up from contact (F = 7/5 m a throughout).
+    sphere_profile: PushProfile = field(default_factory=lambda: PushProfile(
+        creep_past_contact=0.0, scrub_time=0.0, scrub_amplitude=0.0, peak_speed=0.25, ramp_up=0.5, hold=0.0,
+        ramp_down=0.15, dwell=0.3))
+
+    def profile_for(self, shape: str) -> PushProfile:
+        return self.sphere_profile if shape == "sphere" else self.profile
 
 
 @dataclass
@@ -198,7 +206,8 @@ def plan_probe(q_start: np.ndarray, object_position: np.ndarray, object_yaw: flo
     obj = np.asarray(object_position, dtype=float)
     contact_dist = object_support(shape, size, object_yaw, d) + PALM_BOX_HALF[0]
     obj_xy = np.array([obj[0], obj[1], 0.0])
-    pre_center = obj_xy - d * (contact_dist + cfg.profile.standoff) + np.array([0, 0, cfg.palm_height])
+    profile = cfg.profile_for(shape)
+    pre_center = obj_xy - d * (contact_dist + profile.standoff) + np.array([0, 0, cfg.palm_height])
 
     def ik(center: np.ndarray, seed: np.ndarray) -> np.ndarray:
         res = rm.solve_palm_ik(_palm_target(rot, center), seed, max_iter=500)
@@ -214,11 +223,11 @@ def plan_probe(q_start: np.ndarray, object_position: np.ndarray, object_yaw: flo
     q_above = ik(pre_center + np.array([0, 0, cfg.travel_height - cfg.palm_height]), home)
     q_pre = ik(pre_center, q_above)
 
-    t_prof, s_prof, z_prof, phases = cfg.profile.samples(dt)
+    t_prof, s_prof, z_prof, phases = profile.samples(dt)
     # IK along the line at 2.5 mm knots for three palm heights, then joints at the profile's
     # samples: linear along the line, quadratic (Lagrange) in height.
     s_knots = np.arange(0.0, s_prof.max() + 0.0025, 0.0025)
-    amp = max(cfg.profile.scrub_amplitude, 1e-4)
+    amp = max(profile.scrub_amplitude, 1e-4)
     levels = []
     for dz in (-amp, 0.0, amp):
         knots = [ik(pre_center + np.array([0, 0, dz]), q_pre)]
@@ -250,5 +259,5 @@ def plan_probe(q_start: np.ndarray, object_position: np.ndarray, object_yaw: flo
     segments.append(_min_jerk(q_back, q_up, move_time(q_back, q_up), dt))
     commands = np.concatenate(segments, axis=0)
     times = np.arange(len(commands)) * dt
-    contact_time = push_start + cfg.profile.standoff / cfg.profile.creep_speed
+    contact_time = push_start + profile.standoff / profile.creep_speed
     return ProbePlan(times, commands, push_start, contact_time, push_end, d)
