@@ -55,11 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("/tmp/drex_bench_massid"), help="where the bags go")
     parser.add_argument("--reuse", action="store_true", help="identify existing bags instead of recording")
+    parser.add_argument("--rtf", type=float, default=0.5,
+                        help="sim real-time factor while recording (below 1 leaves the recorder time on a busy host)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 # --- recording through the nodes -----------------------------------------------------------------
-def _record(obj: BenchObject, out_dir: Path, say) -> Path:
+def _record(obj: BenchObject, out_dir: Path, say, rtf: float) -> Path:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from std_srvs.srv import Trigger
@@ -68,9 +70,10 @@ def _record(obj: BenchObject, out_dir: Path, say) -> Path:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     procs = [
-        NodeProcess("sim_node", {"publish_camera": False, "object_shape": obj.shape, "object_size": list(obj.size),
-                                 "object_mass": obj.mass, "object_friction": obj.friction,
-                                 "object_position": list(obj.position), "object_yaw": obj.yaw}),
+        NodeProcess("sim_node", {"publish_camera": False, "real_time_factor": rtf, "object_shape": obj.shape,
+                                 "object_size": list(obj.size), "object_mass": obj.mass,
+                                 "object_friction": obj.friction, "object_position": list(obj.position),
+                                 "object_yaw": obj.yaw}),
         NodeProcess("smoother_node"),
         NodeProcess("safety_node"),
         NodeProcess("mass_id_node", {"use_sim_time": True, "object_shape": obj.shape, "object_size": list(obj.size),
@@ -113,12 +116,18 @@ def _record(obj: BenchObject, out_dir: Path, say) -> Path:
 
 # --- identification ----------------------------------------------------------------------------------
 def _identify(obj: BenchObject, bag: Path) -> dict:
-    from drex_ros.core.massid import MassIdConfig, identify
+    from drex_ros.core.massid import MassIdConfig, RecordingError, identify
     from drex_ros.core.probe_recording import read_recording
 
     rec = read_recording(bag, obj.shape, obj.size)
     t = time.perf_counter()
-    est = identify(rec, MassIdConfig())
+    try:
+        est = identify(rec, MassIdConfig())
+    except RecordingError as exc:  # an unusable recording counts as unidentifiable, with its reason
+        row = {**asdict(obj), "bag": str(bag), "identifiable": False, "reason": str(exc), "mass_est": None,
+               "std_est": None, "friction_est": None, "wall_s": time.perf_counter() - t, "rollouts": 0,
+               "err_pct": None}
+        return row
     wall = time.perf_counter() - t
     row = {**asdict(obj), "bag": str(bag), "identifiable": est.identifiable, "reason": est.reason,
            "mass_est": est.mass, "std_est": est.std, "friction_est": est.friction, "wall_s": wall,
@@ -162,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         rclpy.init()
         try:
             for obj in tqdm(need, desc="recording probes", disable=args.json, file=sys.stderr):
-                bags[obj.index] = _record(obj, args.out / f"object_{obj.index:02d}", say)
+                bags[obj.index] = _record(obj, args.out / f"object_{obj.index:02d}", say, args.rtf)
         finally:
             rclpy.shutdown()
     rows = []

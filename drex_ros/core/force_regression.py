@@ -95,11 +95,14 @@ class PushForceEstimator:
         # from t_(k-1): invert each step exactly (raw data), then low-pass force and acceleration.
         h = np.diff(t)
         qdd = np.diff(qd, axis=0) / h[:, None]
+        # Only consecutive driver samples invert one step exactly; dropped messages leave gaps.
+        step = float(np.median(h))
+        consecutive = np.flatnonzero(h < 1.5 * step)
         arm = self._dof[:N_ARM]
         sel = np.zeros(6)
         sel[:3] = direction
         jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
-        steps = np.arange(0, len(t) - 1, max(1, stride))
+        steps = consecutive[::max(1, stride)]
         n = len(steps)
         force = np.empty(n)
         vertical = np.empty(n)
@@ -122,12 +125,14 @@ class PushForceEstimator:
             vertical[i] = -wrench[2]
             pos[i] = face @ direction
             speed[i] = (jacp[:, arm] @ qd[k, :N_ARM]) @ direction
-        t = t[steps]
-        force = lowpass(t, force, cutoff_hz)
-        vertical = lowpass(t, vertical, cutoff_hz)
-        speed_f = lowpass(t, speed, cutoff_hz)
+        # Onto a uniform grid (gaps interpolated) before the zero-phase low-pass.
+        ts = t[steps]
+        t = np.arange(ts[0], ts[-1] + 1e-9, step * max(1, stride))
+        force = lowpass(t, np.interp(t, ts, force), cutoff_hz)
+        vertical = lowpass(t, np.interp(t, ts, vertical), cutoff_hz)
+        speed_f = lowpass(t, np.interp(t, ts, speed), cutoff_hz)
         accel = np.gradient(speed_f, t)
-        return PushForce(t, force, vertical, accel, speed_f, pos)
+        return PushForce(t, force, vertical, accel, speed_f, np.interp(t, ts, pos))
 
 
 def fit_push(pf: PushForce, shape: str, contact: np.ndarray, noise_cutoff_hz: float = 8.0) -> ForceFit:

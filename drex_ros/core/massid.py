@@ -66,6 +66,8 @@ class MassIdConfig:
     delay_grid: tuple[float, float, float] = (-0.004, 0.026, 0.003)  # start, stop, step (s)
     pose_offset_grid: tuple[float, float, float] = (-0.15, 0.15, 0.005)
     max_rel_std: float = 0.25
+    min_joint_coverage: float = 0.8  # fraction of the driver's joint states present during the push
+    max_joint_gap: float = 0.05  # s
     min_contrast: float = 25.0  # loss rise (in noise-variance units) at half/double the mass
     weights: MatchWeights = field(default_factory=MatchWeights)
     nthread: int = 2
@@ -150,6 +152,19 @@ def find_push_window(rec: Recording, cfg: MassIdConfig) -> PushWindow:
     moved_to = np.median(p[(t > t_motion) & (t <= t1), :2], axis=0) - xy
     direction = np.array([*moved_to / max(np.linalg.norm(moved_to), 1e-9), 0.0])
     return PushWindow(t_motion, t0, t1, xy, yaw, direction)
+
+
+def check_joint_coverage(rec: Recording, win: PushWindow, cfg: MassIdConfig) -> None:
+    """The push force is inverted from consecutive joint states: refuse a recording with many lost."""
+    t = rec.joint_t[(rec.joint_t >= win.t0) & (rec.joint_t <= win.t1)]
+    if len(t) < 20:
+        raise RecordingError(f"only {len(t)} joint states during the push")
+    h = np.diff(t)
+    step = float(np.min(h[h > 0])) if np.any(h > 0) else 0.0
+    coverage = (len(t) - 1) * step / max(t[-1] - t[0], 1e-9)
+    if coverage < cfg.min_joint_coverage or h.max() > cfg.max_joint_gap:
+        raise RecordingError(f"joint states were lost during the push ({coverage:.0%} present, longest gap "
+                             f"{h.max() * 1e3:.0f} ms): the recorder could not keep up with the driver's rate")
 
 
 def estimate_command_delay(rec: Recording, win: PushWindow, cfg: MassIdConfig, x0: np.ndarray) -> float:
@@ -246,6 +261,7 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     say = progress or (lambda _msg: None)
     start = time.perf_counter()
     win = find_push_window(rec, cfg)
+    check_joint_coverage(rec, win, cfg)
     if np.allclose(rec.joint_effort[:, :7], 0.0):
         raise RecordingError("the arm's joint efforts are all zero: the driver does not report them, and they are "
                              "the force channel that mass identification needs")

@@ -55,6 +55,7 @@ PARAMETERS = {
     "threads": 2,
 }
 BUFFER_S = 60.0
+QUEUE = 5000
 
 
 class MassIdNode(Node):
@@ -64,14 +65,17 @@ class MassIdNode(Node):
             self.declare_parameter(name, default)
         p = self._param
         self._limits = robot_model().limits
+        self._names = list(JOINT_NAMES)
         self._diag = Diagnostics(self)
         data_group = ReentrantCallbackGroup()
         self._lock = threading.Lock()
         self._joints: deque = deque()  # (stamp, recv, q, v, effort)
         self._commands: deque = deque()  # (stamp, recv, q)
         self._poses: deque = deque()  # (stamp, recv, position, quat wxyz)
-        self.create_subscription(JointState, p("joint_states_topic"), self._on_joints, 50, callback_group=data_group)
-        self.create_subscription(JointState, p("applied_command_topic"), self._on_command, 50,
+        # Deep queues: every joint state and command matters (the force is inverted step by step).
+        self.create_subscription(JointState, p("joint_states_topic"), self._on_joints, QUEUE,
+                                 callback_group=data_group)
+        self.create_subscription(JointState, p("applied_command_topic"), self._on_command, QUEUE,
                                  callback_group=data_group)
         self.create_subscription(PoseStamped, p("object_pose_topic"), self._on_pose, 20, callback_group=data_group)
         self._pub_cmd = self.create_publisher(JointState, p("command_topic"), 10)
@@ -97,10 +101,14 @@ class MassIdNode(Node):
             buf.popleft()
 
     def _on_joints(self, msg: JointState) -> None:
-        a = joint_state_arrays(msg, JOINT_NAMES)
+        if list(msg.name) == self._names and len(msg.velocity) == len(msg.effort) == len(self._names):
+            q, v, e = np.array(msg.position), np.array(msg.velocity), np.array(msg.effort)  # fast path
+        else:
+            a = joint_state_arrays(msg, JOINT_NAMES)
+            q, v, e = a["position"], a["velocity"], a["effort"]
         now = self._now()
         with self._lock:
-            self._joints.append((to_sec(msg.header.stamp), now, a["position"], a["velocity"], a["effort"]))
+            self._joints.append((to_sec(msg.header.stamp), now, q, v, e))
             self._trim(self._joints, now)
 
     def _on_command(self, msg: JointState) -> None:
