@@ -86,9 +86,6 @@ def test_object_markers_by_shape_and_size():
         resolve_object_markers(path, "", "", ())
 
 
-@pytest.mark.xfail(strict=True, reason="scene_build._add_marker_tiles uploads np.flipud(marker image): MuJoCo "
-                   "maps texture rows as given, so markers render mirrored and unreadable. perception_eval."
-                   "write_marker_textures corrects it for these tests; when this XPASSes, drop that workaround.")
 def test_scene_as_built_renders_readable_markers():
     import cv2
 

@@ -8,7 +8,9 @@
    the object pose at 20 Hz and the latched mass); policy_node (trigger: joint_states),
    smoother_node and safety_node run either together in one process (one executor) or as
    three processes. Each command carries the stamp of the state it answers, so latency is
-   matched per cycle; a cycle is missed when its command has not arrived within one period.
+   matched per cycle; a cycle is missed when its command has not arrived within one period,
+   lost when it never arrived (for example after the policy's deadline monitor stopped it:
+   its overruns and stop reason are read from its /diagnostics and reported).
 """
 
 from __future__ import annotations
@@ -125,8 +127,15 @@ def serve_one_process(params_file: str) -> None:
     from drex_ros.nodes.smoother_node import SmootherNode
 
     rclpy.init(args=["--ros-args", "--params-file", params_file])
+    if os.environ.get("XP2") == "1":
+        from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+        from rclpy.node import Node
+        cp, cs = Node.create_publisher, Node.create_subscription
+        Node.create_publisher = lambda self, *a, **k: cp(self, *a, event_callbacks=PublisherEventCallbacks(use_default_callbacks=False), **k)
+        Node.create_subscription = lambda self, *a, **k: cs(self, *a, event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False), **k)
     executor = SingleThreadedExecutor()
-    nodes = [SafetyNode(), SmootherNode(), PolicyNode()]
+    kw = {"start_parameter_services": os.environ.get("XP", "1") == "1"}
+    nodes = [SafetyNode(**kw), SmootherNode(**kw), PolicyNode(**kw)]
     for node in nodes:
         executor.add_node(node)
     try:
@@ -150,9 +159,22 @@ def _start_chain(params_file: Path, mode: str) -> list[subprocess.Popen]:
             for name in ("safety_node", "smoother_node", "policy_node")]
 
 
-def drive(cycles: int, label: str) -> dict[str, object]:
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time consumed so far by these processes (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def drive(cycles: int, label: str, chain_pids: list[int]) -> dict[str, object]:
     """Publish /joint_states at RATE_HZ and time each matching /drex/joint_command."""
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import PoseStamped
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import JointState
@@ -175,6 +197,15 @@ def drive(cycles: int, label: str) -> dict[str, object]:
             received[k] = time.perf_counter()
 
     node.create_subscription(JointState, "/drex/joint_command", on_command, 10)
+    policy_status: dict[str, str] = {}
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if "policy_node" in status.name:
+                policy_status.clear()
+                policy_status.update({kv.key: kv.value for kv in status.values}, message=status.message)
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 50)
     states = node.create_publisher(JointState, "/joint_states", 10)
     poses = node.create_publisher(PoseStamped, "/drex/object_pose", 10)
     mass = node.create_publisher(Float64MultiArray, "/drex/object_mass", LATCHED_QOS)
@@ -193,7 +224,10 @@ def drive(cycles: int, label: str) -> dict[str, object]:
     warmup = int(2 * RATE_HZ)
     total = warmup + cycles
     next_t = time.perf_counter()
+    cpu_start = None
     for k in tqdm(range(total), desc=label, disable=None, leave=False):
+        if k == warmup:
+            cpu_start = (_cpu_seconds(chain_pids), time.perf_counter())
         while (now := time.perf_counter()) < next_t:
             executor.spin_once(timeout_sec=next_t - now)
         q = home + 0.02 * np.sin(2 * np.pi * 0.5 * k * period)
@@ -205,7 +239,9 @@ def drive(cycles: int, label: str) -> dict[str, object]:
         next_t += period
         if time.perf_counter() > next_t + period:  # the driver itself fell behind: re-anchor, don't burst
             next_t = time.perf_counter() + period
-    end = time.perf_counter() + 0.5
+    cpu_chain = _cpu_seconds(chain_pids) - cpu_start[0]
+    wall = time.perf_counter() - cpu_start[1]
+    end = time.perf_counter() + 1.5  # the policy's 1 Hz diagnostics report its overruns
     while time.perf_counter() < end:
         executor.spin_once(timeout_sec=0.01)
     executor.remove_node(node)
@@ -217,7 +253,11 @@ def drive(cycles: int, label: str) -> dict[str, object]:
         raise RuntimeError("no command came back through the chain")
     stats = _percentiles(lat, 1e3)
     return {"p50_ms": stats["p50"], "p99_ms": stats["p99"], "max_ms": stats["max"], "missed": missed,
-            "lost": sum(1 for k in measured if k not in received), "cycles": cycles, "latencies_ms": lat * 1e3}
+            "lost": sum(1 for k in measured if k not in received), "cycles": cycles, "latencies_ms": lat * 1e3,
+            "chain_cpu_us_per_cycle": cpu_chain / cycles * 1e6, "chain_cpu_share": cpu_chain / wall,
+            "policy_overruns": int(policy_status.get("overruns", -1)),
+            "policy_worst_step_ms": float(policy_status.get("worst_step_ms", "nan")),
+            "policy_stopped": policy_status.get("stop_reason", "?")}
 
 
 def bench_e2e(params_file: Path, mode: str, cycles: int) -> dict[str, object]:
@@ -226,7 +266,7 @@ def bench_e2e(params_file: Path, mode: str, cycles: int) -> dict[str, object]:
     procs = _start_chain(params_file, mode)
     rclpy.init()
     try:
-        return drive(cycles, "one process" if mode == "one" else "three processes")
+        return drive(cycles, "one process" if mode == "one" else "three processes", [p.pid for p in procs])
     finally:
         rclpy.shutdown()
         for p in procs:
@@ -272,12 +312,19 @@ def run(args: argparse.Namespace) -> int:
               "policy_step_p50_us": infer["step"]["p50"], "policy_step_p99_us": infer["step"]["p99"],
               "e2e_p50_ms": one["p50_ms"], "e2e_p99_ms": one["p99_ms"], "e2e_max_ms": one["max_ms"],
               "missed_cycles": one["missed"], "lost_cycles": one["lost"], "cycles": one["cycles"],
+              "chain_cpu_us_per_cycle": one["chain_cpu_us_per_cycle"], "policy_overruns": one["policy_overruns"],
+              "policy_worst_step_ms": one["policy_worst_step_ms"],
+              "policy_stopped": one["policy_stopped"],
               "rate_hz": RATE_HZ, "mlp": "x".join(map(str, HIDDEN))}
     if "three processes" in runs:
         m = runs["three processes"]
         result.update({"multiproc_e2e_p50_ms": m["p50_ms"], "multiproc_e2e_p99_ms": m["p99_ms"],
                        "multiproc_e2e_max_ms": m["max_ms"], "multiproc_missed_cycles": m["missed"],
                        "multiproc_lost_cycles": m["lost"], "multiproc_cycles": m["cycles"],
+                       "multiproc_policy_overruns": m["policy_overruns"],
+                       "multiproc_chain_cpu_us_per_cycle": m["chain_cpu_us_per_cycle"],
+                       "multiproc_policy_worst_step_ms": m["policy_worst_step_ms"],
+                       "multiproc_policy_stopped": m["policy_stopped"],
                        "multiproc_onnx_p99_us": infer["onnx"]["p99"]})
     if args.plot:
         _plot(args.plot, runs)
@@ -291,10 +338,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"  policy step  p50 {infer['step']['p50']:7.1f} us   p99 {infer['step']['p99']:7.1f} us   "
           f"max {infer['step']['max']:8.1f} us   (obs + palm FK + inference + merge)")
     print(f"End to end /joint_states -> policy -> smoother -> safety -> /drex/joint_command at {RATE_HZ:.0f} Hz:")
-    print(f"  {'':<17}{'cycles':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'missed':>8}{'lost':>6}")
+    print(f"  {'':<17}{'cycles':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'missed':>8}{'lost':>6}"
+          f"{'chain CPU/cycle':>17}{'policy overruns':>17}  policy stopped?")
     for label, r in runs.items():
         print(f"  {label:<17}{r['cycles']:>8}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['max_ms']:>9.2f}"
-              f"{r['missed']:>8}{r['lost']:>6}")
+              f"{r['missed']:>8}{r['lost']:>6}{r['chain_cpu_us_per_cycle']:>14.0f} us"
+              f"{r['policy_overruns']:>17}  {r['policy_stopped'] or 'no'}")
     ok = one["p99_ms"] < 5.0 and one["missed"] == 0
     print(f"  target one process p99 < 5 ms and no missed cycle: {'met' if ok else 'NOT met'}")
     if args.plot:

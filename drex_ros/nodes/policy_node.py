@@ -45,7 +45,7 @@ PARAMETERS = {
     "blend_steps": 20,
     "joint_state_timeout": 0.1,
     "object_pose_timeout": 0.5,
-    "deadline_fraction": 0.5,
+    "deadline_fraction": 1.0,
     "max_overruns": 3,
     "overrun_window": 20,
     "world_frame": "world",

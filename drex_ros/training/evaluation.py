@@ -35,7 +35,7 @@ N_BINS = 5
 NOMINAL_MASS = 0.5  # kg: the baseline's fixed belief, a typical graspable object
 # Stand-in for condition (b) while the full probe + identification is too slow to run per
 # episode here: log-normal relative error of this standard deviation (see MODEL_CARD.md).
-IDENTIFIED_LOG_SIGMA = 0.05
+IDENTIFIED_LOG_SIGMA = 0.10
 
 
 def mass_bins(n: int = N_BINS, lo: float = MASS_RANGE[0], hi: float = MASS_RANGE[1]) -> list[tuple[float, float]]:
