@@ -127,15 +127,8 @@ def serve_one_process(params_file: str) -> None:
     from drex_ros.nodes.smoother_node import SmootherNode
 
     rclpy.init(args=["--ros-args", "--params-file", params_file])
-    if os.environ.get("XP2") == "1":
-        from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
-        from rclpy.node import Node
-        cp, cs = Node.create_publisher, Node.create_subscription
-        Node.create_publisher = lambda self, *a, **k: cp(self, *a, event_callbacks=PublisherEventCallbacks(use_default_callbacks=False), **k)
-        Node.create_subscription = lambda self, *a, **k: cs(self, *a, event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False), **k)
     executor = SingleThreadedExecutor()
-    kw = {"start_parameter_services": os.environ.get("XP", "1") == "1"}
-    nodes = [SafetyNode(**kw), SmootherNode(**kw), PolicyNode(**kw)]
+    nodes = [SafetyNode(), SmootherNode(), PolicyNode()]
     for node in nodes:
         executor.add_node(node)
     try:
