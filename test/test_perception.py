@@ -256,3 +256,27 @@ def test_blank_and_depthless_frames_do_not_produce_wrong_poses():
     assert result.status == "tracking"
     d_pos, d_rot = pose_error(result.position, result.rotation, frame.position, frame.rotation)
     assert d_pos < 10.0 and d_rot < 5.0
+
+
+def test_a_finger_over_one_marker_does_not_spoil_the_pose():
+    import cv2
+
+    from drex_ros.core.marker_pose import detect_markers
+
+    scene = make_scene("box")
+    set_pose(scene, np.array([0.56, 0.02, 0.0301]), Rotation.from_euler("z", 0.5).as_matrix())
+    frame = render_frame(scene)
+    tracker = _tracker(scene)
+    seen = detect_markers(tracker.estimator.detector, cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY))
+    assert len(seen) >= 2
+    # A dark "finger" 3 cm in front of the camera-facing marker, over half of it, in colour and depth alike.
+    marker_id = max(seen, key=lambda i: cv2.contourArea(seen[i].astype(np.float32)))
+    x0, y0 = seen[marker_id].min(axis=0).astype(int)
+    x1, y1 = seen[marker_id].max(axis=0).astype(int)
+    rgb, depth = frame.rgb.copy(), frame.depth.copy()
+    rgb[y0 - 5:y1 + 5, x0 - 5:(x0 + x1) // 2] = 60
+    depth[y0 - 5:y1 + 5, x0 - 5:(x0 + x1) // 2] -= 0.03
+    result = tracker.process(rgb, depth, intrinsics_of(frame.camera), 1.0)
+    assert result.status == "tracking" and marker_id not in result.marker_ids
+    d_pos, d_rot = pose_error(result.position, result.rotation, frame.position, frame.rotation)
+    assert d_pos < 3.0 and d_rot < 3.0, (d_pos, d_rot)

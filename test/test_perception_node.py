@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 import rclpy
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from node_process import NodeProcess
@@ -316,3 +317,36 @@ def test_tracks_the_object_sim_node_renders(rig):
             assert np.linalg.norm(_pose_of(est.pose)[0] - _pose_of(true.pose)[0]) < 3e-3
     finally:
         assert sim.stop() == 0, sim.output()
+
+
+def test_extrinsics_update_at_run_time(rig, scene):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    client = rig.node.create_client(SetParameters, "/perception_node/set_parameters")
+    assert client.wait_for_service(timeout_sec=10)
+    with open(config_path("perception.yaml")) as f:
+        nominal = yaml.safe_load(f)["perception_node"]["ros__parameters"]
+
+    def set_params(**values) -> list:
+        request = SetParameters.Request(parameters=[
+            Parameter(name=k, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=v))
+            for k, v in values.items()])
+        future = client.call_async(request)
+        assert spin_until(rig.executor, future.done, 10)
+        return future.result().results
+
+    assert not set_params(camera_quaternion_wxyz=[1.0, 1.0, 0.0, 0.0])[0].successful  # not a unit quaternion
+    set_pose(scene, np.array([0.55, 0.0, 0.0301]), np.eye(3))
+    frame = render_frame(scene)
+    shifted = list(np.array(nominal["camera_translation"]) + [0.1, 0.0, 0.0])
+    try:
+        assert set_params(camera_translation=shifted)[0].successful
+        rig.prime(frame, 800.0)
+        moved = next(m for m in rig.poses.messages if to_sec(m.header.stamp) >= 800.0)
+        np.testing.assert_allclose(_pose_of(moved.pose)[0] - frame.position, [0.1, 0.0, 0.0], atol=3e-3)
+    finally:
+        assert set_params(camera_translation=nominal["camera_translation"])[0].successful
+    rig.prime(frame, 810.0)
+    back = next(m for m in rig.poses.messages if to_sec(m.header.stamp) >= 810.0)
+    assert np.linalg.norm(_pose_of(back.pose)[0] - frame.position) < 3e-3

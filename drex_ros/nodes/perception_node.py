@@ -19,6 +19,7 @@ from collections import deque
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from scipy.spatial.transform import Rotation
@@ -122,11 +123,30 @@ class PerceptionNode(Node):
         self.create_subscription(Image, p["color_topic"], self._on_color, qos)
         self.create_subscription(Image, p["depth_topic"], self._on_depth, qos)
         self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_info, qos)
+        self._extrinsics = {"camera_translation": p["camera_translation"],
+                            "camera_quaternion_wxyz": p["camera_quaternion_wxyz"]}
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self._arrivals = {"colour": None, "depth": None}
         self.create_timer(max(self._diag_period, 0.1), self._watch_streams)
         self.get_logger().info(f"tracking object {markers.name!r} ({len(markers.faces)} markers, {source}) from "
                                f"{self._topics['color_topic']} + {self._topics['depth_topic']}; camera at "
                                f"{np.round(position, 4).tolist()} in {self._world_frame}")
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """New extrinsics (e.g. from `drex calibrate-camera`) apply at once; the track restarts."""
+        update = {prm.name: prm.value for prm in params if prm.name in self._extrinsics}
+        if not update:
+            return SetParametersResult(successful=True)
+        merged = {**self._extrinsics, **update}
+        try:
+            position, rotation = extrinsics_from(merged["camera_translation"], merged["camera_quaternion_wxyz"])
+        except ValueError as exc:
+            self.get_logger().error(f"extrinsics refused: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._extrinsics = merged
+        self._perception.set_extrinsics(position, rotation)
+        self.get_logger().info(f"camera extrinsics updated: camera at {np.round(position, 4).tolist()}")
+        return SetParametersResult(successful=True)
 
     # --- inputs ------------------------------------------------------------------------
     def _on_info(self, msg: CameraInfo) -> None:
