@@ -1,27 +1,33 @@
-"""Mass identification: match a simulated push to the recorded one (D-REX's real-to-sim step).
+"""Mass identification: D-REX's real-to-sim matching, on a statistic that survives contact chaos.
 
 Pipeline (each step says why it exists):
 
 1. Find the push in the recording from the object poses alone (no ground truth, no probe
-   metadata needed): the resting pose before it (median of many noisy frames, so the
-   2 mm / 1 deg camera noise averages down) and the window from just before the object moves
-   until it rests again. Too-short bags and objects that never moved are clear errors.
-2. Command delay: the robot's driver applies a command some milliseconds after its stamp. A 2 ms
-   error misplaces the PD response by more than a light object's force, so it is fitted on the
-   contact-free part before the push (one batched rollout over a grid of delays).
-3. Coarse global search over log-mass x friction (one batched rollout). This is our piece beside
-   `mujoco.sysid`: a local Gauss-Newton/LM step from an arbitrary start can stall in the valley
-   m * (a + mu g) = const, or in the jagged loss of a push whose contact separates; the grid
-   brackets the basin for ~30 rollouts, and its profile over mass is the loss curve we report
-   and plot (and judge identifiability from).
-4. Camera clock offset: shifting the pose time stamps needs no new rollout, only re-interpolation,
-   so it is a cheap 1-D scan on the best grid candidate rather than an optimizer parameter.
-5. Local fit with `mujoco.sysid.optimize` (MuJoCo's box-bounded Levenberg-Marquardt; parameters
-   are `sysid.Parameter`s with spec modifiers; finite-difference columns are rolled out in
-   parallel), and the covariance from J^T J via `sysid.calculate_intervals`.
-6. Verdict: the mass is reported only if the loss is not flat: the relative standard deviation
-   is small enough and halving or doubling the mass raises the loss clearly above the noise
-   floor. Otherwise the result says "unidentifiable" and carries no mass number.
+   metadata): the resting pose before it (median of many noisy frames, so 2 mm / 1 deg camera
+   noise averages down), the push direction, and the window until the object rests again.
+   Too-short bags, objects that never moved, lost joint states and missing efforts are clear
+   errors (RecordingError), never a number.
+2. Command delay: the driver applies a command some milliseconds after its stamp; fitted on the
+   contact-free motion before the push (one batched rollout over a grid of delays).
+3. The recorded push force and its direct reading (force_regression.fit_push): mass and
+   friction from the arm's joint efforts by inverse dynamics and a linear regression.
+4. Real-to-sim: replay the recorded commands in the MuJoCo scene (same robot, gains, timestep;
+   candidate parameters applied as `mujoco.sysid` Parameters with spec modifiers; rollouts
+   batched in threads by `mujoco.rollout`) and read each replay exactly like the recording.
+   The parameters are those whose replay reads like the recording (indirect inference), found
+   with `mujoco.sysid.optimize` (MuJoCo's box-bounded Levenberg-Marquardt).
+   Where this departs from sysid's default (matching the trajectories sample by sample, which
+   we built first, trajectory_match.TrajectoryMatcher.residuals): two realisations of this
+   push are chaotic relative to each other (measured: +-1% in mass changes the force trace as
+   much as +-5-10%), so the sample-by-sample loss is a noisy floor with a long shallow valley
+   m (a + mu g) = const, and LM (or a grid) lands anywhere along it. The regression reading
+   averages the chaos over the whole push and is nearly linear in the parameters, so the
+   Jacobian is ~I and two or three LM steps converge (SimCalibrator).
+5. Camera clock offset: a 1-D scan of the pose time shift on the fitted replay (re-interpolation,
+   no rollouts); the pose residual is reported.
+6. Verdict and standard deviation: the spread of the reading between replays jittered by 1%
+   (the chaos the recording is one sample of). Relative std above `max_rel_std`, a fit at the
+   mass bounds, or no replay reading like the recording -> "unidentifiable", with no mass.
 """
 
 from __future__ import annotations

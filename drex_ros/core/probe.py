@@ -1,39 +1,46 @@
 """The mass-identification push probe: which push, and why it makes mass observable.
 
-Identifiability, in short
--------------------------
-While the robot pushes an object across the table, the pusher-object force is
+Identifiability (Fisher information of the measurements about theta = (m, mu))
+-------------------------------------------------------------------------------
+The palm pushes the object across the table. For a sliding object (box, upright cylinder)
 
-    F(t) = m * (a(t) + mu_eff * g)        (sliding box/cylinder; a sphere rolls: F = 1.4 m a)
+    F(t) = m a(t) + mu (m g - F_z(t))        F: palm force along the push, F_z: palm force upwards
 
-and the object pose follows the pusher. Consider the measurements one at a time:
+(F_z is friction at the palm face: the arm's compliance lets the face slip vertically). For
+Gaussian noise the Fisher information is I = sum_t g_t g_t^T / sigma^2 with the sensitivities
+g_t = dF/d(m, mu) = (a + mu g, m g - F_z). Each channel in turn:
 
-* Object pose alone, stiff position-controlled pusher, persistent contact: the object's path is
-  the pusher's path. d(pose)/dm is only the tracking error of the 600 N*m/rad arm under a few
-  newtons, well under a millimetre for a 10% mass change: the Fisher information on log m from
-  poses with 2 mm noise is about zero. A free slide after release decelerates at mu*g whatever m
-  is: it informs mu, not m.
-* Quasi-static pushing (a = 0) gives a force mu*m*g: one number, so only the product mu*m.
-* The joint efforts the arm reports are a force channel: tau = J(q)^T F plus the PD response
-  the model reproduces exactly. With a(t) varying, the regressors of F are [a(t) + mu g] * m,
-  i.e. the two columns (a(t), g) for the parameters (m, m*mu). The Fisher information
-  I = sum_t (dr/dtheta)(dr/dtheta)^T / sigma_tau^2 over theta = (log m, mu) has full rank only
-  if a(t) is not constant over the contact: it grows with the variance of a(t) over the contact.
+* Object poses (2 mm, 1 deg): with persistent contact the object's path is the palm's path;
+  d(pose)/dm is the arm's tracking error under a few newtons (600 N*m/rad joints), far below a
+  millimetre for 10% of mass: I ~ 0. A free slide decelerates at mu g whatever m: mu only.
+* Quasi-static push (a = 0, F_z = 0): g_t is the same vector at every t, I has rank 1 (only
+  m * mu is seen).
+* Accelerating phases make the first column vary. But the arm's PD lag filters the palm's
+  acceleration to about 2 m/s^2 (measured; asked for 6-11), below mu g = 3-10 m/s^2, and the
+  contact's stick-slip is chaotic: a 1% parameter change changes the force trace by as much
+  as a 5-10% mass change does. Acceleration alone left +-20-40% on m (measured).
+* The joint efforts give F and F_z (inverse dynamics of the arm, force_regression.py). Moving
+  the palm up and down while it pushes at constant speed ("scrub") makes the palm face slip
+  vertically, so friction at the face alternately presses the object into the table and
+  lifts it: F_z swings by about +-mu_palm F, and the table's friction force follows
+  mu (m g - F_z). The second column of g_t now varies independently of the first: I has full
+  rank, with the regression slope dF/d(-F_z) = mu and intercept mu m g. Measured: mu within
+  1-5%, m within 10-17% before and 1-7% after calibrating the reading on replays (massid).
 
-So the probe has a creep phase (a = 0: measures mu*m), an accelerating phase and a gentle braking
-phase (a != 0: separates m from mu*m), all with persistent contact. Braking stays below the
-smallest expected mu*g (0.3 * 9.81 = 2.9 m/s^2), so a sliding object never leaves the palm and
-never re-impacts it: the loss over mass stays smooth (separation/re-hit is what makes it jagged).
-Contact starts at a creep speed (3 cm/s), so the impact is small and the object starts from rest.
+So the probe, with the back of the palm: creep into contact at 3 cm/s (small impact, object
+starts from rest), scrub 1 s at 3 cm/s with +-6 mm vertical at 2 Hz, then a quick speed-up to
+0.35 m/s (a != 0, more inertial information) and a stop, all with persistent contact (the
+object stops with the palm; no separation and re-impact, which is what makes losses jagged).
+A rolling sphere has no friction to measure and leaves a palm that stops accelerating: it gets
+one smooth speed-up from contact, F = 7/5 m a throughout.
 
 Why the back of the palm and not the fingers: the Allegro fingers are PD joints of 3 N*m/rad
 with a 0.7 N*m limit; they fold under the 15 N a 1.5 kg object with mu = 1 needs. The palm is
 carried by the arm (600 N*m/rad, 87 N*m): it pushes every object in range, and the contact force
 shows in the arm's joint efforts. The hand is held open, turned so the fingers point sideways
-(horizontal, away from the object) and the thumb up, clear of the table.
-
-Numbers: a = 1.5 m/s^2 for 0.12 s, cruise 0.12 s at 0.18 m/s, brake at 1.2 m/s^2: a push of
-about 5 cm in under a second of contact, at speeds and forces well inside the arm's limits.
+(horizontal, away from the object) and the thumb up, clear of the table. A box is pushed along
+the face normal closest to radial (an edge-first contact turns it during the push, the most
+chaotic part of any push); round objects radially from the robot base (stays in reach).
 """
 
 from __future__ import annotations
