@@ -66,8 +66,8 @@ class MassIdConfig:
     jacobian_steps: tuple[float, float] = (0.15, 0.15)  # stencil half-widths in (log m, log m mu)
     move_threshold: float = 0.008  # m: the object moved when it is this far from its resting pose
     rest_frames: int = 8  # at least this many pose frames before the push
-    pre_motion: float = 0.45  # s of window before the first detected motion (contact is ~0.3 s earlier)
-    max_window: float = 1.6  # s, longest simulated window
+    pre_motion: float = 0.3  # s of window before the detected start of motion
+    max_window: float = 3.2  # s, longest simulated window (the scrub push lasts about 2.5 s)
     settle_after: float = 0.25  # s kept after the object comes to rest
     delay_grid: tuple[float, float, float] = (-0.004, 0.026, 0.003)  # start, stop, step (s)
     pose_offset_grid: tuple[float, float, float] = (-0.15, 0.15, 0.005)
@@ -139,7 +139,11 @@ def find_push_window(rec: Recording, cfg: MassIdConfig) -> PushWindow:
         raise RecordingError(f"the object never moved (max displacement {dist.max() * 1e3:.1f} mm "
                              f"< {cfg.move_threshold * 1e3:.0f} mm): the probe did not push it")
     i_move = int(np.argmax(moved))
-    t_motion = float(t[i_move])
+    # A slow push crosses the threshold long after contact: walk back to where the (5-frame
+    # median) displacement was last at noise level, and start the window before that.
+    smooth = np.array([np.median(dist[max(0, i - 2):i + 3]) for i in range(len(dist))])
+    quiet = np.flatnonzero(smooth[:i_move] <= cfg.move_threshold / 3)
+    t_motion = float(t[quiet[-1]]) if len(quiet) else float(t[i_move])
     before = t < t_motion - cfg.pre_motion
     if before.sum() < cfg.rest_frames:
         raise RecordingError(f"bag too short before the push: {before.sum()} resting frames, need {cfg.rest_frames}")

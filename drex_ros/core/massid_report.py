@@ -41,7 +41,7 @@ def build_report(rec: Recording, est: MassEstimate, cfg: MassIdConfig | None = N
                                rec.joint_effort[sel], w.direction, cfg.weights.effort_cutoff_hz)
     obs = fit_push(f_obs, rec.shape, contact_mask(f_obs), cfg.weights.effort_cutoff_hz)
     sphere = rec.shape == "sphere"
-    target = np.array([np.log(obs.mass)] + ([] if sphere else [np.log(obs.friction)]))
+    target = np.log(np.maximum([obs.mass] + ([] if sphere else [obs.friction]), 1e-6))
     cal = SimCalibrator(matcher, estimator, w.direction, rec.shape, cfg.weights.effort_cutoff_hz, est.force_span,
                         1, 0.0, target)
     mass, mu = mass_friction_of(est.best_x)
