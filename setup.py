@@ -13,6 +13,7 @@ NODES = [
     "smoother_node",
     "safety_node",
     "task_node",
+    "recorder_node",
 ]
 
 setup(

@@ -76,9 +76,8 @@ def _nodes(context, *args, **kwargs):
         actions.append(Node(package="drex", executable="sim_node", name="sim_node", output="screen",
                             parameters=[os.path.join(config_dir, "sim.yaml")]))
     if record:
-        actions.append(Node(package="drex", executable="drex", name="recorder", output="screen",
-                            arguments=["record", record_path],
-                            parameters=[{"use_sim_time": use_sim_time}]))
+        actions.append(Node(package="drex", executable="recorder_node", name="recorder", output="screen",
+                            parameters=[{"path": record_path, "use_sim_time": use_sim_time}]))
     return actions
 
 

@@ -1,9 +1,32 @@
 """Test-wide set-up: isolate DDS traffic per test process, render offscreen."""
 
+import fcntl
 import os
+import tempfile
 
-# One DDS domain per pytest process (0-101), localhost only, so parallel runs never meet.
-os.environ["ROS_DOMAIN_ID"] = str(os.getpid() % 100 + 1)
+_DOMAIN_LOCK = None
+
+
+def _claim_domain() -> int:
+    """The first DDS domain (1-101) no other test process on this machine holds.
+
+    A lock file per domain, held for this process's lifetime, so concurrent pytest runs
+    never hear each other's nodes (pid-derived ids collide now and then).
+    """
+    global _DOMAIN_LOCK
+    for domain in range(1, 102):
+        handle = open(os.path.join(tempfile.gettempdir(), f"drex-ros-domain-{domain}.lock"), "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _DOMAIN_LOCK = handle
+        return domain
+    return os.getpid() % 100 + 1
+
+
+os.environ["ROS_DOMAIN_ID"] = str(_claim_domain())
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")

@@ -132,9 +132,11 @@ def run(args: argparse.Namespace) -> int:
     order = (list(SIM) if args.sim else []) + list(STACK)
     nodes = start_nodes(order)
     if args.record:
-        from drex_ros.commands.record import Recorder
+        from rclpy.parameter import Parameter
 
-        nodes["recorder"] = Recorder(str(args.record))
+        from drex_ros.nodes.recorder_node import RecorderNode
+
+        nodes["recorder"] = RecorderNode(parameter_overrides=[Parameter("path", value=str(args.record))])
     for node in nodes.values():
         executor.add_node(node)
     print(f"drex bringup: {', '.join(nodes)} running (sim={args.sim}, use_sim_time={use_sim_time}); Ctrl-C stops")
