@@ -111,9 +111,15 @@ def resolve_object_markers(path: str | os.PathLike, name: str, shape: str = "",
 
 
 def config_path(filename: str) -> Path:
-    """A file of the package's config/: the source checkout's, else the installed share/drex/config."""
-    candidates = [Path(__file__).resolve().parents[2] / "config" / filename,
-                  Path(sys.prefix) / "share" / "drex" / "config" / filename]
+    """A file of the package's config/: the source checkout's, else an installed share/drex/config.
+
+    Installed copies live under the prefix the package was installed to (a colcon install
+    space: <prefix>/lib/pythonX/site-packages/drex_ros -> <prefix>/share/drex), or sys.prefix (pip).
+    """
+    here = Path(__file__).resolve()
+    candidates = [here.parents[2] / "config" / filename]
+    candidates += [parent / "share" / "drex" / "config" / filename for parent in here.parents[2:6]]
+    candidates.append(Path(sys.prefix) / "share" / "drex" / "config" / filename)
     for path in candidates:
         if path.exists():
             return path
