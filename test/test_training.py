@@ -104,12 +104,12 @@ class TestShippedModel:
     def test_grip_grows_with_mass(self, labels):
         episode, _ = labels["light"]
         model = PolicyModel(MODEL)
-        grips = []
-        for mass in (0.1, 0.5, 1.0, 1.4):
-            ctrl = PolicyController(model, LIGHT, mass, LIGHT.friction)
-            episode.scene.reset(episode.q_start)
-            info = episode._info(episode.plan.phases()["close"][1])
-            grips.append(ctrl(info)[1])
+        # A real state at the end of the close phase (reached with the policy itself) ...
+        t_closed = episode.plan.phases()["close"][1]
+        run = episode.run(PolicyController(model, LIGHT, LIGHT.mass, LIGHT.friction), until=t_closed, record=True)
+        info = run.records[-1][0]
+        # ... where only the mass the policy is told changes.
+        grips = [PolicyController(model, LIGHT, mass, LIGHT.friction)(info)[1] for mass in (0.1, 0.5, 1.0, 1.4)]
         assert grips[-1] > grips[0] + 0.3
         assert all(b > a - 0.02 for a, b in zip(grips, grips[1:], strict=False))
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from drex_ros.core.grasp_plan import GraspPlan, plan_grasp
 from drex_ros.core.robot import ARM_JOINTS, HAND_JOINTS, JOINT_NAMES
-from drex_ros.training.episode import HAND_EFFORT_LIMIT, HOLD_CHECK_S, LIFT_SUCCESS_M, ObjectSample
+from drex_ros.training.episode import HAND_EFFORT_LIMIT, LIFT_SUCCESS_M, ObjectSample, hold_window
 
 REFERENCE_RATE_HZ = 50.0
 NODES = {"sim_node": "sim.yaml", "smoother_node": "smoother.yaml", "safety_node": "safety.yaml",
@@ -193,13 +193,13 @@ def run_chain_episode(obj: ObjectSample, mass_given: float, model_path: str, con
         with driver.lock:
             driver.plan, driver.t0 = plan, driver.stamp
             t0 = driver.t0
-        t_lift_end = plan.phases()["lift"][1]
-        t_end = t0 + t_lift_end + HOLD_CHECK_S + 0.05
+        h0, h1 = hold_window(plan)
+        t_end = t0 + h1 + 0.05
         _wait(lambda: driver.stamp >= t_end, 30.0 + 3 * (t_end - t0) / max(real_time_factor, 0.2), "episode end")
         with driver.lock:
             zs = np.array(driver.z)
             peak = driver.peak_grip
-        window = zs[(zs[:, 0] >= t0 + t_lift_end) & (zs[:, 0] <= t0 + t_lift_end + HOLD_CHECK_S)]
+        window = zs[(zs[:, 0] >= t0 + h0) & (zs[:, 0] <= t0 + h1)]
         lift = zs[zs[:, 0] >= t0, 1] - z0
         success = len(window) > 10 and bool(np.all(window[:, 1] - z0 >= LIFT_SUCCESS_M))
         return ChainOutcome(success, float(lift.max()) if len(lift) else 0.0, peak, time.monotonic() - wall0)

@@ -22,6 +22,7 @@ from drex_ros.core.policy_contract import ObsField, PolicyContract
 from drex_ros.core.robot import HAND_JOINTS, JOINT_NAMES, robot_model
 from drex_ros.training.episode import (
     CONTROL_RATE_HZ,
+    HOLD_CHECK_S,
     GraspEpisode,
     ObjectSample,
     StepInfo,
@@ -30,7 +31,7 @@ from drex_ros.training.episode import (
     noisy_expert_controller,
     sample_object,
 )
-from drex_ros.training.expert import least_grip_effort
+from drex_ros.training.expert import least_grip_effort, strict_check_start
 
 OBS_FIELDS = [
     ObsField("joint_position", len(HAND_JOINTS), list(HAND_JOINTS)),
@@ -75,7 +76,7 @@ class EpisodeData:
     obj: ObjectSample
     least_effort: float | None
     label_effort: float
-    success: bool  # the labelled expert episode itself
+    success: bool  # the labelled (noisy) expert episode itself, under the expert's strict check
     obs: np.ndarray
     act: np.ndarray
 
@@ -93,7 +94,9 @@ def generate_episode(seed: int, mass_range: tuple[float, float] = (0.05, 1.5)) -
     else:
         return None
     label = least_grip_effort(episode)
-    result = episode.run(noisy_expert_controller(episode.plan, label.label_effort, rng), record=True)
+    strict = strict_check_start(episode)
+    result = episode.run(noisy_expert_controller(episode.plan, label.label_effort, rng), record=True,
+                         check_from=strict, until=strict + HOLD_CHECK_S)
     builder = ObservationBuilder(base_contract(), robot_model())
     obs = np.array([builder.build(policy_inputs(info, obj, obj.mass, obj.friction), info.t)
                     for info, _, _ in result.records], dtype=np.float32)
