@@ -16,7 +16,10 @@ from drex_ros.bench.pose_relay import CameraPoseEmulator
 from drex_ros.core.bag import read_topics
 from drex_ros.nodes.ros_io import LATCHED_QOS
 
-MASS, FRICTION = 1.2, 0.35
+MASS, FRICTION = 0.4, 0.6
+# Half real time: on a busy host the recorder must keep up with 500 Hz joint states (a recording
+# with lost states is refused, see core.massid.check_joint_coverage).
+RTF = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,7 @@ def stack(tmp_path_factory):
     executor.add_node(node)
     procs = {
         "sim": NodeProcess("sim_node", {"publish_camera": False, "object_mass": MASS, "object_friction": FRICTION,
-                                        "object_position": [0.55, 0.03]}),
+                                        "object_position": [0.55, 0.05], "real_time_factor": RTF}),
         "smoother": NodeProcess("smoother_node"),
         "safety": NodeProcess("safety_node"),
         "mass_id": NodeProcess("mass_id_node", {"use_sim_time": True, "record_dir": str(record),
@@ -52,6 +55,8 @@ def _call(node, executor, timeout: float) -> Trigger.Response:
 
 def test_without_an_object_pose_the_service_fails_clearly(stack):
     node, executor, procs, _ = stack
+    states = Collector(node, JointState, "/joint_states")
+    assert spin_until(executor, lambda: len(states.messages) > 500, 30), procs["sim"].output()  # ~1 s of states
     res = _call(node, executor, 30)
     assert not res.success
     assert "/drex/object_pose" in res.message, procs["mass_id"].output()
@@ -70,7 +75,7 @@ def test_probe_moves_the_robot_through_the_chain_and_publishes_the_mass(stack):
     assert res.success, f"{res.message}\n{log}"
     assert spin_until(executor, lambda: mass.last is not None, 5)
     m, std, mu = mass.last.data
-    assert m == pytest.approx(MASS, rel=0.3), res.message
+    assert m == pytest.approx(MASS, rel=0.15), res.message
     assert 0 < std < m and 0 < mu < 1.5
     # The probe went through the chain as full 23-joint commands.
     assert len(commands.messages) > 1000 and len(commands.last.name) == 23

@@ -64,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _record(obj: BenchObject, out_dir: Path, say, rtf: float) -> Path:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import JointState
     from std_srvs.srv import Trigger
 
     from drex_ros.bench.pose_relay import CameraPoseEmulator, NodeProcess
@@ -86,8 +87,10 @@ def _record(obj: BenchObject, out_dir: Path, say, rtf: float) -> Path:
     executor.add_node(relay)
     try:
         client = node.create_client(Trigger, "/drex/identify_mass")
+        states = []
+        node.create_subscription(JointState, "/joint_states", states.append, 10)
         deadline = time.monotonic() + 60
-        while not client.service_is_ready() or relay.published < 15:
+        while not client.service_is_ready() or relay.published < 15 or len(states) < 200:
             executor.spin_once(timeout_sec=0.05)
             if time.monotonic() > deadline:
                 raise RuntimeError("nodes did not come up:\n" + "\n".join(p.output()[-2000:] for p in procs))
@@ -138,7 +141,7 @@ def _identify(obj: BenchObject, bag: Path) -> dict:
 
 def _summary(rows: list[dict]) -> dict:
     errs = np.array([abs(r["err_pct"]) for r in rows if r["err_pct"] is not None])
-    walls = np.array([r["wall_s"] for r in rows])
+    walls = np.array([r["wall_s"] for r in rows if np.isfinite(r["wall_s"])])
     return {
         "objects": len(rows),
         "unidentifiable": int(sum(1 for r in rows if not r["identifiable"])),
@@ -159,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     objects = make_objects(args.objects, args.seed)
     say = (lambda _m: None) if args.json else (lambda m: tqdm.write(m))
     bags: dict[int, Path] = {}
+    failed: dict[int, str] = {}
     need = []
     for obj in objects:
         d = args.out / f"object_{obj.index:02d}"
@@ -171,11 +175,20 @@ def run(args: argparse.Namespace) -> int:
         rclpy.init()
         try:
             for obj in tqdm(need, desc="recording probes", disable=args.json, file=sys.stderr):
-                bags[obj.index] = _record(obj, args.out / f"object_{obj.index:02d}", say, args.rtf)
+                try:
+                    bags[obj.index] = _record(obj, args.out / f"object_{obj.index:02d}", say, args.rtf)
+                except RuntimeError as exc:  # reported in the table, the run goes on
+                    failed[obj.index] = str(exc).splitlines()[0]
+                    say(f"  object {obj.index}: {failed[obj.index]}")
         finally:
             rclpy.shutdown()
     rows = []
     for obj in tqdm(objects, desc="identifying", disable=args.json, file=sys.stderr):
+        if obj.index in failed:
+            rows.append({**asdict(obj), "bag": None, "identifiable": False, "reason": failed[obj.index],
+                         "mass_est": None, "std_est": None, "friction_est": None, "wall_s": float("nan"),
+                         "rollouts": 0, "err_pct": None})
+            continue
         rows.append(_identify(obj, bags[obj.index]))
     summary = _summary(rows)
     if args.json:

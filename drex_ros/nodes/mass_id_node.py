@@ -175,8 +175,13 @@ class MassIdNode(Node):
                          "is the object tracked?")
 
     def _run_probe(self) -> Recording:
-        with self._lock:
-            last = self._joints[-1] if self._joints else None
+        deadline = time.monotonic() + float(self._param("pose_wait_s"))
+        while True:
+            with self._lock:
+                last = self._joints[-1] if self._joints else None
+            if (last is not None and np.all(np.isfinite(last[2]))) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         if last is None or not np.all(np.isfinite(last[2])):
             raise ProbeError(f"no complete joint state on {self._param('joint_states_topic')}")
         position, yaw = self._resting_pose()
