@@ -7,8 +7,9 @@ resting pose. Candidate parameters are applied through `mujoco.sysid` Parameters
 edit the MjSpec (mass with inertia scaled, friction); recompiling recomputes the derived
 constants. All candidates of one call are rolled out together, in threads, by `mujoco.rollout`.
 
-The residual is ours rather than sysid's default `model_residual`, because the signals here are
-multi-rate and irregular: joint efforts at the driver's rate, object poses at camera times with
+The residuals here (used for the command-delay fit and the pose channel: camera clock offset,
+pose misfit; the mass itself comes from massid's force reading, see there why) are ours rather
+than sysid's default `model_residual`, because the signals are multi-rate and irregular: joint efforts at the driver's rate, object poses at camera times with
 dropped frames and an unknown clock offset, orientation compared by geodesic angle (not
 quaternion components, which have a sign ambiguity). Each channel is divided by its noise level,
 so the sum of squares is a negative log-likelihood and J^T J is the Fisher information.
@@ -114,10 +115,6 @@ def object_parameters(shape: str, size: tuple[float, ...], mass_bounds: tuple[fl
     hi = np.array([np.log(mass_bounds[1]), np.log(mass_bounds[1] * mu_hi)])
     theta = sysid.Parameter("theta", 0.5 * (lo + hi), lo, hi, modifier=apply)
     return sysid.ParameterDict({"theta": theta})
-
-
-def theta_of(mass: float, friction: float) -> np.ndarray:
-    return np.array([np.log(mass), np.log(mass * friction)])
 
 
 def mass_friction_of(theta: np.ndarray) -> tuple[float, float]:
@@ -306,37 +303,3 @@ class TrajectoryMatcher:
             r_rot = quat_angle(quat, pq) / w.rotation_sigma
             out.append(np.concatenate([r_effort[i], r_pos, r_rot]))
         return np.array(out)
-
-    def channel_sizes(self) -> tuple[int, int, int]:
-        n_pose = len(self.pose_samples()[0])
-        return self.effort_obs.size, 3 * n_pose, n_pose
-
-    def residual_fn(self, x: np.ndarray, params: sysid.ParameterDict | None = None):
-        """sysid.optimize's residual signature: x (n,) or (n, k) -> ([residuals], None, None)."""
-        X = x.T if x.ndim == 2 else x[None]
-        r = self.residuals(self.simulate(X))
-        return [r.T if x.ndim == 2 else r[0]], None, None
-
-    def stencil_jacobian(self, x: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        """Central differences over a wide stencil (one batched rollout of 2n candidates).
-
-        Contact makes the residual jittery at the scale of a default finite-difference step
-        (1e-8): the derivative there is noise. A stencil of a few percent in log-mass measures
-        the slope of the smooth trend the optimizer needs.
-        """
-        x = np.asarray(x, dtype=float).ravel()
-        lo, hi = self.params.get_bounds()
-        X = []
-        for i, h in enumerate(steps):
-            for sign in (1.0, -1.0):
-                xi = x.copy()
-                xi[i] = np.clip(x[i] + sign * h, lo[i], hi[i])
-                X.append(xi)
-        X = np.array(X)
-        r = self.residuals(self.simulate(X))
-        cols = [(r[2 * i] - r[2 * i + 1]) / max(X[2 * i, i] - X[2 * i + 1, i], 1e-12) for i in range(len(steps))]
-        return np.stack(cols, axis=1)
-
-    def loss(self, X: np.ndarray, pose_offset: float | None = None) -> np.ndarray:
-        r = self.residuals(self.simulate(X), pose_offset)
-        return np.sum(r * r, axis=1)
