@@ -9,10 +9,11 @@ constants. All candidates of one call are rolled out together, in threads, by `m
 
 The residuals here (used for the command-delay fit and the pose channel: camera clock offset,
 pose misfit; the mass itself comes from massid's force reading, see there why) are ours rather
-than sysid's default `model_residual`, because the signals are multi-rate and irregular: joint efforts at the driver's rate, object poses at camera times with
-dropped frames and an unknown clock offset, orientation compared by geodesic angle (not
-quaternion components, which have a sign ambiguity). Each channel is divided by its noise level,
-so the sum of squares is a negative log-likelihood and J^T J is the Fisher information.
+than sysid's default `model_residual`, because the signals are multi-rate and irregular: joint
+efforts at the driver's rate, object poses at camera times with dropped frames and an unknown
+clock offset, orientation compared by geodesic angle (not quaternion components, which have a
+sign ambiguity). Each channel is divided by its noise level, so the sum of squares is a negative
+log-likelihood and J^T J is the Fisher information.
 """
 
 from __future__ import annotations
