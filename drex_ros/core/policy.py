@@ -71,7 +71,10 @@ class PolicyModel:
     def infer_normalized(self, obs_normalized: np.ndarray) -> np.ndarray:
         """Raw network output for one already-normalized observation."""
         self._buffer[0] = obs_normalized
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: self._buffer})[0][0]
+        try:
+            return self.session.run([OUTPUT_NAME], {INPUT_NAME: self._buffer})[0][0]
+        except Exception as exc:  # ORT's own exception types; a failing model must not take the node down
+            raise ValueError(f"ONNX Runtime failed on this observation: {exc}") from exc
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Denormalized action for one raw observation: net((obs - mean) / std) * std + mean."""

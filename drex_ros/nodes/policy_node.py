@@ -78,8 +78,15 @@ class PolicyNode(Node):
         for name, kind in LIST_PARAMETERS.items():
             self.declare_parameter(name, kind)
         self.robot = robot_model()
-        self.loop = self._load_checked_model()
-        self.loop.set_object_size(self._object_extents())
+        try:
+            self.loop = self._load_checked_model()
+            self.loop.set_object_size(self._object_extents())
+            if self._param("trigger") not in ("timer", "joint_states"):
+                raise PolicyStartupError(f"trigger must be 'timer' or 'joint_states', got {self._param('trigger')!r}")
+        except PolicyStartupError as exc:
+            self.get_logger().fatal(f"refusing to start: {exc}")
+            self.destroy_node()
+            raise
         self._diag = Diagnostics(self)
         self._last_problem, self._last_log = "", 0.0
         self._state_stamp = None
@@ -87,8 +94,6 @@ class PolicyNode(Node):
         self._period = 1.0 / self.loop.model.contract.control_rate_hz
         self._next_due = 0.0
         self._by_state = self._param("trigger") == "joint_states"
-        if self._param("trigger") not in ("timer", "joint_states"):
-            raise PolicyStartupError(f"trigger must be 'timer' or 'joint_states', got {self._param('trigger')!r}")
         self._pub = self.create_publisher(JointState, self._param("command_topic"), 10)
         self.create_subscription(JointState, self._param("joint_states_topic"), self._on_joint_state, 10)
         self.create_subscription(PoseStamped, self._param("object_pose_topic"), self._on_object_pose, 10)
@@ -140,11 +145,7 @@ class PolicyNode(Node):
                 raise PolicyStartupError(f"model {path} does not fit this robot/configuration:\n  - "
                                          + "\n  - ".join(problems))
         except (ContractError, OSError) as exc:
-            self.get_logger().fatal(f"refusing to start: model {path}: {exc}")
             raise PolicyStartupError(f"model {path}: {exc}") from exc
-        except PolicyStartupError as exc:
-            self.get_logger().fatal(f"refusing to start: {exc}")
-            raise
         config = LoopConfig(joint_state_timeout=float(self._param("joint_state_timeout")),
                             object_pose_timeout=float(self._param("object_pose_timeout")),
                             blend_steps=int(self._param("blend_steps")),
