@@ -155,6 +155,9 @@ def find_push_window(rec: Recording, cfg: MassIdConfig) -> PushWindow:
     far = np.linalg.norm(p[:, :2] - final, axis=1) > cfg.move_threshold / 2
     t_rest = float(t[np.flatnonzero(far)[-1]]) if far.any() else t_motion
     t0 = max(t_motion - cfg.pre_motion, float(rec.joint_t[0]), float(rec.cmd_t[0]))
+    if t0 >= rec.joint_t[-1] - 0.5:
+        raise RecordingError(f"the joint states end at {rec.joint_t[-1]:.2f} s, before the push "
+                             f"({t_motion:.2f} s on the camera clock)")
     t0 = float(rec.joint_t[np.searchsorted(rec.joint_t, t0)])  # start on a measured joint state
     t1 = min(max(t_rest, t_motion) + cfg.settle_after, t0 + cfg.max_window, float(rec.joint_t[-1]))
     if t1 - t_motion < 0.1:

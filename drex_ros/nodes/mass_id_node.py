@@ -201,7 +201,15 @@ class MassIdNode(Node):
         self._plan = None
         if not finished:
             raise ProbeError(f"the probe did not finish within {self._param('probe_timeout_s')} s (is time running?)")
-        time.sleep(0.1)  # the last joint states and poses in flight
+        # Callbacks may lag on a busy host: wait until the joint states caught up with the end.
+        t_end = self._now()
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            with self._lock:
+                caught_up = bool(self._joints) and self._joints[-1][0] >= t_end - 0.01
+            if caught_up:
+                break
+            time.sleep(0.02)
         self.get_logger().info("probe done; identifying")
         return self._recording(t_from)
 
