@@ -260,7 +260,8 @@ class PolicyNode(Node):
         m = self.loop.monitor
         return {"enabled": self.loop.enabled, "stop_reason": self.loop.stop_reason, "steps": self._steps,
                 "published": self._published, "refused": self.loop.refusals, "overruns": m.overruns,
-                "worst_step_ms": f"{m.worst * 1e3:.3f}", "budget_ms": f"{m.budget * 1e3:.3f}"}
+                "worst_step_ms": f"{m.worst * 1e3:.3f}", "budget_ms": f"{m.budget * 1e3:.3f}",
+                "joint_state_age_s": f"{self._now() - self.loop.inputs.joint_state_time:.3f}"}
 
     def _publish_diagnostics(self) -> None:
         if not self.loop.enabled:

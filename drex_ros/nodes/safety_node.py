@@ -2,9 +2,10 @@
 
 Input: /drex/smoothed/joint_command (JointState) and /joint_states. Every command goes
 through core.safety.SafetyGate (limits with margin, step from measured, velocity, effort,
-NaN/inf, unknown or duplicated joints, canonical order). A timer at `watchdog_rate_hz`
-publishes a hold when no command arrived for `command_timeout` or while the e-stop is
-latched; nothing at all is published while /joint_states is stale.
+NaN/inf, unknown or duplicated joints, canonical order). A watchdog timer, re-armed by
+every accepted command, fires just past `command_timeout` of silence and then publishes a
+hold at `watchdog_rate_hz`, as it does while the e-stop is latched; nothing at all is
+published while /joint_states is stale.
 /drex/estop (std_msgs/Bool) true latches the e-stop; /drex/reset_estop (std_srvs/Trigger)
 clears it (refused while the e-stop input still reads true).
 
@@ -83,7 +84,11 @@ class SafetyNode(Node):
         self.create_subscription(Bool, self._param("estop_topic"), self._on_estop, 10)
         self.create_service(Trigger, self._param("reset_estop_service"), self._on_reset)
         timer_clock = Clock(clock_type=ClockType.STEADY_TIME) if self._steady else None
-        self.create_timer(1.0 / float(self._param("watchdog_rate_hz")), self._on_tick, clock=timer_clock)
+        # While commands flow, the watchdog timer is re-armed by each one and fires only just past
+        # command_timeout (no wake-up per cycle); while holding it ticks at watchdog_rate_hz.
+        self._quiet_ns = int(1.02 * config.command_timeout * 1e9)
+        self._hold_ns = int(1e9 / float(self._param("watchdog_rate_hz")))
+        self._watchdog = self.create_timer(self._hold_ns * 1e-9, self._on_tick, clock=timer_clock)
         self.create_timer(1.0, self._publish_diagnostics, clock=timer_clock)
         self.get_logger().info(f"safety gate: {kind} on {topic}, command timeout {config.command_timeout} s, "
                                f"state timeout {config.state_timeout} s, margin {config.position_margin} rad")
@@ -102,12 +107,19 @@ class SafetyNode(Node):
         out = self.gate.on_command(msg.name, msg.position, msg.effort, self._now())
         if out is not None:
             self._publish(out, msg.header.stamp)
+            if self._watchdog.timer_period_ns != self._quiet_ns:
+                self._watchdog.timer_period_ns = self._quiet_ns
+            self._watchdog.reset()
         self._log_new_reasons()
 
     def _on_tick(self) -> None:
         out = self.gate.on_tick(self._now())
         if out is not None:
             self._publish(out, self.get_clock().now().to_msg())
+            if self._watchdog.timer_period_ns != self._hold_ns:
+                self._watchdog.timer_period_ns = self._hold_ns
+        elif self._watchdog.timer_period_ns == self._quiet_ns:
+            self._watchdog.timer_period_ns = self._hold_ns  # fired early (clock jitter): check again soon
         self._log_new_reasons()
 
     def _on_estop(self, msg: Bool) -> None:
