@@ -100,7 +100,7 @@ class _Driver:
     def _on_command(self, msg) -> None:
         with self.lock:
             t0, plan, now = self.t0, self.plan, self.stamp
-        if t0 is None or plan is None or now - t0 < plan.phases()["close"][0]:
+        if t0 is None or plan is None or now - t0 < plan.phases()["close"][1]:  # grip while holding
             return
         index = {n: i for i, n in enumerate(msg.name)}
         efforts = [msg.effort[index[j]] for j in HAND_JOINTS if j in index and len(msg.effort) > index[j]]
@@ -153,7 +153,8 @@ def _stop_nodes(procs: list[subprocess.Popen]) -> None:
 
 
 def run_chain_episode(obj: ObjectSample, mass_given: float, model_path: str, config_dir: Path | None = None,
-                      real_time_factor: float = 1.0, log: Path = Path("chain_eval_nodes.log")) -> ChainOutcome:
+                      real_time_factor: float = 1.0, log: Path = Path("chain_eval_nodes.log"),
+                      policy_overrides: dict | None = None) -> ChainOutcome:
     """One episode through the real nodes (rclpy initialised in this process for the driver)."""
     from rclpy.executors import SingleThreadedExecutor
     from std_srvs.srv import SetBool
@@ -166,7 +167,7 @@ def run_chain_episode(obj: ObjectSample, mass_given: float, model_path: str, con
            "object_friction": obj.friction, "object_position": list(obj.position), "object_yaw": obj.yaw,
            "publish_camera": False, "real_time_factor": real_time_factor}
     policy = {"model_path": str(Path(model_path).resolve()), "object_size": [float(v) for v in obj.extents()],
-              "object_pose_topic": "/drex/sim/object_pose_gt", "autostart": False}
+              "object_pose_topic": "/drex/sim/object_pose_gt", "autostart": False, **(policy_overrides or {})}
     procs = [_start_node("sim_node", config_dir, sim, log), _start_node("smoother_node", config_dir, {}, log),
              _start_node("safety_node", config_dir, {}, log), _start_node("policy_node", config_dir, policy, log)]
     driver = _Driver(mass_given, obj.friction)

@@ -122,7 +122,7 @@ class EpisodeResult:
     success: bool
     max_lift: float  # m above the start height
     lift_at_end: float
-    peak_grip: float  # largest grip fraction commanded from the close phase on
+    peak_grip: float  # largest grip fraction commanded while holding (from the end of the close phase)
     dropped_at: float | None  # plan time the hold check first failed (None if it never did)
     records: list[tuple[StepInfo, np.ndarray, float]] = field(default_factory=list, repr=False)
 
@@ -170,7 +170,7 @@ class GraspEpisode:
         effort search cheap. until: stop at this plan time (default: the end of the hold check).
         """
         s, plan = self.scene, self.plan
-        t_close = plan.phases()["close"][0]
+        t_close, t_closed = plan.phases()["close"]
         hold0, hold1 = self.hold_window
         hold0 = hold0 if check_from is None else check_from
         until = hold1 if until is None else until
@@ -192,7 +192,7 @@ class GraspEpisode:
             info = self._info(t)
             hand, grip = controller(info)
             grip = float(np.clip(grip, 0.0, 1.0))
-            if t >= t_close:
+            if t >= t_closed:  # the grip while holding, not the free-space closing before contact
                 peak = max(peak, grip)
             if record:
                 records.append((info, np.asarray(hand, dtype=float).copy(), grip))

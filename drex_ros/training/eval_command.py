@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+CHAIN_LOG = Path(tempfile.gettempdir()) / "drex_chain_eval_nodes.log"  # the node processes' output
 CONDITION_KEYS = {"true": "success_true_mass", "identified": "success_identified_mass",
                   "nominal": "success_nominal_mass"}
 
@@ -41,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chain", type=int, default=0, metavar="N",
                         help="also run N objects per bin and condition through the real node chain")
     parser.add_argument("--chain-rtf", type=float, default=1.0, help="sim_node real_time_factor for --chain")
+    parser.add_argument("--chain-policy-param", action="append", default=[], metavar="NAME:=VALUE",
+                        help="policy_node parameter override for --chain (repeatable), e.g. max_overruns:=1000")
     parser.add_argument("--plot", type=Path, default=Path("grasp_eval.png"), help="success-vs-mass plot file")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -73,6 +77,7 @@ def print_table(report: dict, out=sys.stdout) -> None:
                   file=out)
         for p in chain["problems"]:
             print(f"  chain problem: {p}", file=out)
+        print(f"  (node output: {CHAIN_LOG})", file=out)
     for name, rates in report.get("cross_eval", {}).items():
         cells = " ".join(_fmt(r) for r in rates["success"])
         grip = " ".join(_fmt(r, False) for r in rates["grip_over_least"])
@@ -123,20 +128,27 @@ def run_chain(args: argparse.Namespace, bins: list[tuple[float, float]]) -> dict
             drawn = eval_object(rng_bin, object_seed(args.seed, b, i), args.nominal_mass, args.identified_log_sigma)
             if drawn is not None:
                 jobs += [(b, drawn[0].obj, cond, drawn[1][cond]) for cond in CONDITION_KEYS]
+    overrides = {}
+    for item in args.chain_policy_param:
+        name, sep, value = item.partition(":=")
+        if not sep:
+            raise ValueError(f"--chain-policy-param {item!r}: expected NAME:=VALUE")
+        overrides[name] = value
     rclpy.init()
     results: dict = {cond: [[] for _ in bins] for cond in CONDITION_KEYS}
     problems = []
     try:
         for b, obj, cond, mass in tqdm(jobs, desc="node chain episodes"):
             out = run_chain_episode(obj, mass, str(args.model), real_time_factor=args.chain_rtf,
-                                    log=Path("chain_eval_nodes.log"))
+                                    log=CHAIN_LOG, policy_overrides=overrides)
             results[cond][b].append(out.success)
             if out.problem:
                 problems.append(f"bin {b} {cond}: {out.problem}")
     finally:
         rclpy.shutdown()
     report = {"path": "real node chain: sim_node, policy_node, smoother_node, safety_node processes over DDS",
-              "episodes_per_bin": [len(r) for r in results["true"]], "problems": problems}
+              "episodes_per_bin": [len(r) for r in results["true"]], "problems": problems,
+              "policy_overrides": overrides, "real_time_factor": args.chain_rtf}
     for cond, key in CONDITION_KEYS.items():
         report[key] = [float(sum(r) / len(r)) if r else None for r in results[cond]]
     return report

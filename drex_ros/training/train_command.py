@@ -69,11 +69,12 @@ def _plot_curves(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, r in results.items():
-        ax1.semilogy(r.train_loss, label=f"{name} train")
+    for k, (name, r) in enumerate(results.items()):
+        colour = f"C{k}"
+        ax1.semilogy(r.train_loss, color=colour, label=f"{name} train")
         if r.val_loss:
-            ax1.semilogy(r.val_loss, "--", label=f"{name} validation")
-            ax2.plot(r.val_effort_mae, label=name)
+            ax1.semilogy(r.val_loss, "--", color=colour, label=f"{name} validation")
+            ax2.plot(r.val_effort_mae, color=colour, label=name)
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("weighted MSE (normalized)")
     ax1.legend(fontsize=7)
