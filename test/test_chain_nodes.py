@@ -109,8 +109,9 @@ def test_policy_publishes_nothing_until_its_inputs_are_there(ros, tmp_path):
 
     def publish_pose(frame="world"):
         msg = PoseStamped()
-        msg.header.frame_id = frame
-        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = 0.5, 0.0, 0.03
+        msg.header.frame_id = frame.split(":")[0]
+        x = math.nan if frame.endswith(":nan") else 0.5
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = x, 0.0, 0.03
         msg.pose.orientation.w = 1.0
         poses.publish(msg)
 
@@ -132,6 +133,8 @@ def test_policy_publishes_nothing_until_its_inputs_are_there(ros, tmp_path):
     assert pump(lambda: any("no object pose received" in s.message for s in statuses(diags, "policy_node")))
     assert pump(lambda: any("object pose in frame 'camera'" in s.message for s in statuses(diags, "policy_node")),
                 pose_frame="camera")
+    assert pump(lambda: any("ignored: non-finite" in s.message for s in statuses(diags, "policy_node")),
+                pose_frame="world:nan")
     assert pump(lambda: any("no object mass identified" in s.message for s in statuses(diags, "policy_node")),
                 pose_frame="world")
     assert not commands.messages  # nothing was published while an input was missing

@@ -201,6 +201,10 @@ class PolicyNode(Node):
                          "ignored")
             return
         p, o = msg.pose.position, msg.pose.orientation
+        values = (p.x, p.y, p.z, o.w, o.x, o.y, o.z)
+        if not all(np.isfinite(values)) or o.w * o.w + o.x * o.x + o.y * o.y + o.z * o.z < 0.5:
+            self._report(f"object pose {values} ignored: non-finite or not a unit quaternion")
+            return
         self.loop.update_object_pose((p.x, p.y, p.z), (o.w, o.x, o.y, o.z), self._now())
 
     def _on_object_mass(self, msg: Float64MultiArray) -> None:
