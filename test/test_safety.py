@@ -3,7 +3,7 @@ plus exact checks of the watchdog, the stale-state rule, the e-stop latch and th
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from drex_ros.core.robot import ARM_JOINTS, HAND_JOINTS, JOINT_NAMES, robot_model
@@ -212,3 +212,25 @@ def test_forced_hold_until_next_command():
     assert out.mode == "hold" and gate.hold_reason == "shutdown"
     assert gate.on_command(JOINT_NAMES, HOME, [], 0.002).mode == "command"
     assert gate.on_tick(0.003) is None
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.one_of(measured_states.map(list), st.lists(VALUES, min_size=N, max_size=N)),
+                          st.one_of(st.just(list(JOINT_NAMES)), st.lists(NAMES, min_size=N, max_size=N)),
+                          commands(), st.floats(0.0, 0.08), st.booleans()), min_size=1, max_size=10))
+def test_arbitrary_states_never_let_an_unsafe_command_through(steps):
+    """States with NaN/inf/huge values and wrong or duplicated names, interleaved with any commands
+    and watchdog ticks: every output is finite and inside the limits; with no usable state, none."""
+    gate = SafetyGate(LIMITS, CFG)
+    t = 0.0
+    for state, state_names, (names, positions, efforts), dt, tick in steps:
+        t += dt
+        gate.on_state(state_names, state, t)
+        out = gate.on_tick(t) if tick else gate.on_command(names, positions, efforts, t)
+        if out is None:
+            continue
+        event("output")  # hypothesis statistics: how often the gate did publish
+        assert gate.state_fresh(t)
+        assert np.all(np.isfinite(out.positions)) and np.all(np.isfinite(out.efforts))
+        assert np.all(out.positions >= gate.lower) and np.all(out.positions <= gate.upper)
+        assert np.all(out.efforts >= 0) and np.all(out.efforts <= gate.max_effort)
