@@ -274,5 +274,6 @@ class SafetyGate:
                 reasons["max_effort"] += int(over.sum())
         effort = np.clip(np.where(np.isfinite(effort), effort, self.max_effort), 0.0, self.max_effort)
         self._prev, self._prev_effort, self._prev_t = clipped, effort, t
-        self.counters.update(reasons)
+        if mode == "command":  # holds are counted per episode (watchdog_hold, estop_latched, forced_hold)
+            self.counters.update(reasons)
         return SafetyOutput(clipped.copy(), effort.copy(), mode, reasons)

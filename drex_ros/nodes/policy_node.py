@@ -16,6 +16,7 @@ safety watchdog holds the robot) and the reason goes to the log and /diagnostics
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 
@@ -254,11 +255,14 @@ class PolicyNode(Node):
             self._last_problem = ""
 
     def _report(self, problem: str) -> None:
+        """Log + diagnose a problem when its kind changes (numbers aside) or every LOG_PERIOD_S."""
         now = time.monotonic()
-        if problem != self._last_problem or now - self._last_log > LOG_PERIOD_S:
+        kind = re.sub(r"-?\d+(\.\d+)?", "#", problem)
+        if kind != re.sub(r"-?\d+(\.\d+)?", "#", self._last_problem) or now - self._last_log > LOG_PERIOD_S:
             self.get_logger().warning(problem)
             self._diag.publish("error", problem, self._values())
-            self._last_problem, self._last_log = problem, now
+            self._last_log = now
+        self._last_problem = problem
 
     def _values(self) -> dict[str, object]:
         m = self.loop.monitor
