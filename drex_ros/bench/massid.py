@@ -134,7 +134,7 @@ def _identify(obj: BenchObject, bag: Path) -> dict:
     wall = time.perf_counter() - t
     row = {**asdict(obj), "bag": str(bag), "identifiable": est.identifiable, "reason": est.reason,
            "mass_est": est.mass, "std_est": est.std, "friction_est": est.friction, "wall_s": wall,
-           "rollouts": est.rollouts}
+           "rollouts": est.rollouts, "direct_mass": est.direct_mass, "direct_friction": est.direct_friction}
     row["err_pct"] = None if est.mass is None else 100.0 * (est.mass / obj.mass - 1.0)
     return row
 

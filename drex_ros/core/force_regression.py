@@ -180,6 +180,10 @@ def fit_push(pf: PushForce, shape: str, contact: np.ndarray, noise_cutoff_hz: fl
     return ForceFit(m, mu, cov_log, len(F), float(np.sqrt(np.mean(r * r))))
 
 
-def contact_mask(pf: PushForce, min_force: float = 0.05, min_speed: float = 0.02) -> np.ndarray:
-    """Samples where the palm is moving forward and pressing on the object."""
-    return (pf.force > min_force) & (pf.speed > min_speed)
+def contact_mask(pf: PushForce, min_force: float = 0.05, min_speed: float = 0.02, edge: float = 0.15) -> np.ndarray:
+    """Samples where the palm is moving forward and pressing on the object.
+
+    The first and last `edge` seconds are left out: the zero-phase filter's start-up transients.
+    """
+    inner = (pf.t > pf.t[0] + edge) & (pf.t < pf.t[-1] - edge)
+    return (pf.force > min_force) & (pf.speed > min_speed) & inner

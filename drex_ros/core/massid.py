@@ -60,10 +60,11 @@ class MassIdConfig:
     mass_bounds: tuple[float, float] = (0.02, 3.0)
     friction_bounds: tuple[float, float] = (0.1, 1.5)
     replays: int = 3  # replays averaged per evaluation (the contact is chaotic)
+    jacobian_step: float = 0.2  # log units: replays at x +- this measure the reading's sensitivity
+    max_calibration_factor: float = 1.6  # the reading's bias is ~15%; a larger correction is a mismatch
     chaos_jitter: float = 0.01  # their parameter jitter (log units; 1% is enough to decorrelate)
     max_calibration_misfit: float = 0.15  # log units left between replay and recording readings (or 3 std)
     lm_iterations: int = 3
-    jacobian_steps: tuple[float, float] = (0.15, 0.15)  # stencil half-widths in (log m, log m mu)
     move_threshold: float = 0.008  # m: the object moved when it is this far from its resting pose
     rest_frames: int = 8  # at least this many pose frames before the push
     pre_motion: float = 0.3  # s of window before the detected start of motion
@@ -239,10 +240,10 @@ class SimCalibrator:
         tau[:, :sim.efforts.shape[2]] = sim.efforts[i][w]
         pf = self.estimator.estimate(sim.times[w], sim.joint_q[i][w], sim.joint_v[i][w], tau, self.direction,
                                      self.cutoff)
-        contact = contact_mask(pf)
-        if contact.sum() < 10:
+        try:
+            fit = fit_push(pf, self.shape, contact_mask(pf), self.cutoff)
+        except ValueError:  # this replay hardly pushed: far from the recording
             return np.full(len(self.target), np.nan)
-        fit = fit_push(pf, self.shape, contact, self.cutoff)
         out = [np.log(max(fit.mass, 1e-6))]
         if self.shape != "sphere":
             out.append(np.log(max(fit.friction, 1e-6)))
@@ -293,7 +294,10 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     contact = contact_mask(pf_obs)
     if contact.sum() < 10:
         raise RecordingError("the arm's efforts show no push force: was the object pushed by the palm?")
-    obs = fit_push(pf_obs, rec.shape, contact, cfg.weights.effort_cutoff_hz)
+    try:
+        obs = fit_push(pf_obs, rec.shape, contact, cfg.weights.effort_cutoff_hz)
+    except ValueError as exc:
+        raise RecordingError(f"the push force cannot be read: {exc}") from exc
     sphere = rec.shape == "sphere"
     target = np.array([np.log(max(obs.mass, 1e-6))] + ([] if sphere else [np.log(max(obs.friction, 1e-6))]))
     say(f"push force read directly: {obs.mass:.3f} kg" + ("" if sphere else f", friction {obs.friction:.3f}")
@@ -317,12 +321,25 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     mass, mu = mass_friction_of(x_full)
     # Uncertainty: how much one push's reading scatters between replays of practically equal
     # parameters (the contact's chaos) - the recording is one such sample, the calibration the
-    # mean of `replays`. The regression's own covariance is not used: its residuals are
-    # structured model misfit (which the calibration removes), not independent noise.
+    # mean of `replays` - carried through the reading's sensitivity to the parameters, J, from
+    # replays at x +- jacobian_step: sd(x) = J^-1 sd(reading). A reading that barely moves with
+    # the mass (flat loss) gives a huge sd and the verdict "unidentifiable". The regression's own
+    # covariance is not used: its residuals are structured misfit (calibrated away), not noise.
     scatter = np.sqrt(np.nanmean(np.array(cal.scatter) ** 2, axis=0)) if cal.scatter else np.full(len(x), np.inf)
-    sd = scatter * np.sqrt(1.0 + 1.0 / cfg.replays)
-    sd_log = float(sd[0])
-    sd_mu = float("nan") if sphere else float(mu * sd[1])
+    h = cfg.jacobian_step
+    probes = np.array([x + sign * h * np.eye(len(x))[i] for i in range(len(x)) for sign in (1.0, -1.0)])
+    replays, cal.replays = cal.replays, 1
+    reads = cal.estimates(probes)
+    cal.replays = replays
+    jac = np.stack([(reads[2 * i] - reads[2 * i + 1]) / (2 * h) for i in range(len(x))], axis=1)
+    s_read = np.diag((scatter * np.sqrt(1.0 + 1.0 / cfg.replays)) ** 2)
+    if np.all(np.isfinite(jac)) and abs(np.linalg.det(jac)) > 1e-6:
+        jinv = np.linalg.inv(jac)
+        cov = jinv @ s_read @ jinv.T
+    else:
+        cov = np.full((len(x), len(x)), np.inf)
+    sd_log = float(np.sqrt(max(cov[0, 0], 0.0)))
+    sd_mu = float("nan") if sphere else float(mu * np.sqrt(max(cov[1, 1], 0.0)))
 
     # Camera clock offset and pose residual at the fit: re-interpolation of one rollout.
     sim = matcher.simulate(x_full[None])
@@ -342,8 +359,12 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
         reason = f"best mass at the search bound {mass:.3f} kg"
     elif not np.isfinite(sd_log) or sd_log > cfg.max_rel_std:
         reason = f"flat loss: relative mass std {sd_log:.2f} > {cfg.max_rel_std}"
-    elif not np.all(np.isfinite(r_star)) or np.any(np.abs(r_star) > np.maximum(cfg.max_calibration_misfit, 3 * sd)):
+    elif not np.all(np.isfinite(r_star)) or np.any(np.abs(r_star) > np.maximum(cfg.max_calibration_misfit,
+                                                                               3 * np.sqrt(np.diag(s_read)))):
         reason = f"no replay reads like the recording (log misfit {np.max(np.abs(r_star)):.2f})"
+    elif abs(x[0] - target[0]) > np.log(cfg.max_calibration_factor):
+        reason = (f"replay and recording disagree: calibrating the reading moved the mass by a factor "
+                  f"{np.exp(abs(x[0] - target[0])):.1f} (the simulated push does not reproduce this one)")
     ok = reason == "ok"
     est = MassEstimate(
         identifiable=ok, mass=mass if ok else None, std=mass * sd_log if ok else None,
