@@ -259,3 +259,17 @@ def test_policy_object_size_follows_the_task_convention(ros, tmp_path):
         add(PolicyNode, model_path=path, object_shape="cone", object_size=[0.03, 0.1])
     with pytest.raises(PolicyStartupError, match=r"object_size \[0.03, 0.1\] does not describe a box"):
         add(PolicyNode, model_path=path, object_shape="box", object_size=[0.03, 0.1])
+
+
+def test_model_path_names_a_shipped_model(tmp_path):
+    from pathlib import Path
+
+    import drex_ros
+    from drex_ros.nodes.policy_node import resolve_model_path
+
+    models = Path(drex_ros.__file__).resolve().parent / "models"
+    assert resolve_model_path(str(tmp_path / "x.onnx")) == tmp_path / "x.onnx"  # absolute: as given
+    assert resolve_model_path("no_such_model.onnx") == Path("no_such_model.onnx")  # not shipped: as given
+    shipped = sorted(models.glob("*.onnx")) if models.is_dir() else []
+    if shipped:
+        assert resolve_model_path(shipped[0].name) == shipped[0]

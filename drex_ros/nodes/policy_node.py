@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -29,6 +30,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool
 
+import drex_ros
 from drex_ros.core.markers import half_extents
 from drex_ros.core.policy import PolicyModel, RuntimeExpectations, check_contract
 from drex_ros.core.policy_contract import ContractError
@@ -69,6 +71,16 @@ LOG_PERIOD_S = 2.0
 
 class PolicyStartupError(RuntimeError):
     """The model cannot be run on this robot with this configuration; the message says why."""
+
+
+def resolve_model_path(path: str) -> Path:
+    """A path as given, or else a bare/relative name inside the package's models/ folder
+    (so parameter files can name a shipped model without knowing where drex is installed)."""
+    given = Path(path).expanduser()
+    if given.is_absolute() or given.exists():
+        return given
+    shipped = Path(drex_ros.__file__).resolve().parent / "models" / given
+    return shipped if shipped.exists() else given
 
 
 class PolicyNode(Node):
@@ -140,6 +152,7 @@ class PolicyNode(Node):
         try:
             if not path:
                 raise PolicyStartupError("parameter model_path is empty: no policy to run")
+            path = str(resolve_model_path(path))
             model = PolicyModel(path, num_threads=int(self._param("num_threads")))
             problems = check_contract(model.contract, self.robot.joint_names, self._expectations())
             if problems:
