@@ -236,7 +236,7 @@ class MassIdNode(Node):
             return response
         if not est.identifiable:
             response.success, response.message = False, f"unidentifiable: {est.reason}"
-            self.get_logger().warn(response.message)
+            self.get_logger().warning(response.message)
             self._diag.publish("warn", "mass unidentifiable", {"reason": est.reason})
             return response
         friction = float("nan") if est.friction is None else est.friction
