@@ -49,7 +49,9 @@ def chain(tmp_path_factory):
         "sim": NodeProcess("sim_node", {"publish_camera": False, "joint_state_rate_hz": 200.0}),
         "safety": NodeProcess("safety_node", {"command_timeout": COMMAND_TIMEOUT}),
         "smoother": NodeProcess("smoother_node", {"alpha": 0.5}),
-        "policy": NodeProcess("policy_node", {"model_path": str(model), "blend_steps": 10}),
+        # The deadline monitor (unit-tested in test_policy.py) would stop the policy when a loaded shared
+        # machine preempts it; here it must keep commanding so the e-stop and the kill are what is tested.
+        "policy": NodeProcess("policy_node", {"model_path": str(model), "blend_steps": 10, "max_overruns": 1000000}),
     }
     yield node, executor, procs
     for proc in procs.values():
@@ -130,14 +132,15 @@ def test_chain_moves_then_estop_holds_until_reset_then_kill_holds(chain):
     n_policy = len(policy_cmds.messages)
     lo, hi = watch(executor, states, 1.0)
     assert hi - lo < STILL, f"joint 1 moved {hi - lo:.4f} rad during e-stop"
-    assert len(policy_cmds.messages) > n_policy + 50  # the policy was still asking for motion
+    assert len(policy_cmds.messages) > n_policy + 50, procs["policy"].output()  # the policy still asked for motion
     estop.publish(Bool(data=False))  # releasing the button does not clear the latch
     lo, hi = watch(executor, states, 0.5)
     assert hi - lo < STILL
     held = q1(states)
     reply = call(executor, node.create_client(Trigger, "/drex/reset_estop"), Trigger.Request())
     assert reply.success, reply.message
-    assert spin_until(executor, lambda: q1(states) > held + 0.05, 10), "no motion after reset"
+    moved = spin_until(executor, lambda: q1(states) > held + 0.05, 10)
+    assert moved, "no motion after reset\n" + procs["policy"].output()
 
     # Kill the policy mid-motion: the safety watchdog holds the arm.
     moving_from = q1(states)
