@@ -11,9 +11,13 @@ Pipeline (each step says why it exists):
    contact-free motion before the push (one batched rollout over a grid of delays).
 3. The recorded push force and its direct reading (force_regression.fit_push): mass and
    friction from the arm's joint efforts by inverse dynamics and a linear regression.
-4. Real-to-sim: replay the recorded commands in the MuJoCo scene (same robot, gains, timestep;
-   candidate parameters applied as `mujoco.sysid` Parameters with spec modifiers; rollouts
-   batched in threads by `mujoco.rollout`) and read each replay exactly like the recording.
+4. Real-to-sim: replay the push in the MuJoCo scene (same robot, gains, timestep), driven by the
+   position targets the drivers actually applied, recovered from the joint states (PD law
+   inverted; the recorded commands, shifted by the fitted delay, where that is impossible) -
+   the command path's jitter (smoother, safety, DDS) would otherwise make the replay a
+   different push. Candidate parameters are applied as `mujoco.sysid` Parameters with spec
+   modifiers; rollouts are batched in threads by `mujoco.rollout`. Each replay is read exactly
+   like the recording.
    The parameters are those whose replay reads like the recording (indirect inference), found
    with `mujoco.sysid.optimize` (MuJoCo's box-bounded Levenberg-Marquardt).
    Where this departs from sysid's default (matching the trajectories sample by sample, which

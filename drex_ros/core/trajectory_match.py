@@ -128,8 +128,9 @@ class TrajectoryMatcher:
     def __init__(self, rec: Recording, t0: float, t1: float, object_xy: np.ndarray, object_yaw: float,
                  weights: MatchWeights | None = None, cmd_delay: float = 0.0, pose_offset: float = 0.0,
                  params: sysid.ParameterDict | None = None, nthread: int = 2, timestep: float = 0.002,
-                 push_direction: np.ndarray | None = None) -> None:
+                 push_direction: np.ndarray | None = None, use_applied_targets: bool = True) -> None:
         self.rec, self.t0, self.t1 = rec, float(t0), float(t1)
+        self.use_applied_targets = use_applied_targets
         self.push_direction = None if push_direction is None else np.asarray(push_direction, dtype=float)
         self.weights = weights or MatchWeights()
         self.cmd_delay, self.pose_offset = float(cmd_delay), float(pose_offset)
@@ -178,7 +179,41 @@ class TrajectoryMatcher:
     def _set_control(self, model: mujoco.MjModel) -> None:
         self._commands = sysid.TimeSeries(self.rec.cmd_t, self.rec.cmd_q)
         self._nu = model.nu
+        self._gains = (model.actuator_gainprm[self._act, 0], -model.actuator_biasprm[self._act, 2],
+                       model.actuator_forcerange[self._act, 1])
         self.control = self.control_for_delay(self.cmd_delay)
+        if self.use_applied_targets:
+            applied = self.applied_targets()
+            if applied is not None:
+                self.control = applied
+
+    def applied_targets(self) -> np.ndarray | None:
+        """(nstep, nu) the position targets the drivers actually applied, from the joint states.
+
+        A position actuator reports tau = kp (target - q) - kd qd, so the target in force during
+        the step into sample k is q_(k-1) + (tau_k + kd qd_(k-1)) / kp: exact for the sim's
+        drivers, and free of the command path's timing (smoother, safety, DDS latency and jitter,
+        which a replay of the command stamps only approximates with one constant delay).
+        Joints whose effort hit its limit cannot be inverted; they keep the replayed command.
+        Returns None when the joint states lack velocities or efforts.
+        """
+        rec = self.rec
+        if rec.joint_v is None:
+            return None
+        kp, kd, limit = self._gains
+        t, q, v, tau = rec.joint_t, rec.joint_q, rec.joint_v, rec.joint_effort
+        target = q[:-1] + (tau[1:] + kd * v[:-1]) / kp  # in force over (t_(k-1), t_k]
+        saturated = np.abs(tau[1:]) >= 0.999 * limit
+        commands = self.control[:, self._act]
+        start = self.times - self.timestep  # step k runs from start[k]
+        # Target in force at each step start: the sample interval containing it.
+        idx = np.searchsorted(t, start + 1e-9, side="left")  # first sample after the step start
+        valid = (idx >= 1) & (idx < len(t))
+        idx = np.clip(idx, 1, len(t) - 1)
+        out = np.where(valid[:, None] & ~saturated[idx - 1], target[idx - 1], commands)
+        control = np.zeros((self.nstep, self._nu))
+        control[:, self._act] = out
+        return control
 
     def control_for_delay(self, delay: float) -> np.ndarray:
         """(nstep, nu) controls: the command in force when step k starts, `delay` s after its stamp."""
