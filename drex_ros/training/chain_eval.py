@@ -186,11 +186,18 @@ def run_chain_episode(obj: ObjectSample, mass_given: float, model_path: str, con
             q, (pos, quat) = driver.q.copy(), driver.pose
         z0 = float(pos[2])
         plan = plan_grasp(pos, quat, obj.shape, obj.size, q)
-        time.sleep(0.3)  # the latched mass reaches policy_node (it is required before enabling)
-        future = driver.enable_client.call_async(SetBool.Request(data=True))
-        _wait(future.done, 10.0, "policy enable response")
-        if not future.result().success:
-            return ChainOutcome(False, 0.0, 0.0, time.monotonic() - wall0, f"enable refused: {future.result().message}")
+        # policy_node refuses to enable until its own inputs (sim-time clock, joint states, latched
+        # mass) are fresh; that is start-up, not failure, so ask again for a few seconds.
+        deadline = time.monotonic() + 15.0
+        while True:
+            future = driver.enable_client.call_async(SetBool.Request(data=True))
+            _wait(future.done, 10.0, "policy enable response")
+            if future.result().success:
+                break
+            if time.monotonic() > deadline:
+                return ChainOutcome(False, 0.0, 0.0, time.monotonic() - wall0,
+                                    f"enable refused: {future.result().message}")
+            time.sleep(0.2)
         with driver.lock:
             driver.plan, driver.t0 = plan, driver.stamp
             t0 = driver.t0

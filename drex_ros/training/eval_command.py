@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -43,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chain", type=int, default=0, metavar="N",
                         help="also run N objects per bin and condition through the real node chain")
     parser.add_argument("--chain-rtf", type=float, default=1.0, help="sim_node real_time_factor for --chain")
+    parser.add_argument("--chain-domain-id", type=int, default=-1,
+                        help="ROS_DOMAIN_ID for --chain (default: a private one from the pid; localhost only)")
     parser.add_argument("--chain-policy-param", action="append", default=[], metavar="NAME:=VALUE",
                         help="policy_node parameter override for --chain (repeatable), e.g. max_overruns:=1000")
     parser.add_argument("--plot", type=Path, default=Path("grasp_eval.png"), help="success-vs-mass plot file")
@@ -134,6 +138,12 @@ def run_chain(args: argparse.Namespace, bins: list[tuple[float, float]]) -> dict
         if not sep:
             raise ValueError(f"--chain-policy-param {item!r}: expected NAME:=VALUE")
         overrides[name] = value
+    # A private DDS domain on this host only: the evaluation is a closed world and must neither
+    # hear another stack's /joint_states nor send its commands to another simulator.
+    os.environ["ROS_DOMAIN_ID"] = str(args.chain_domain_id if args.chain_domain_id >= 0 else os.getpid() % 100 + 1)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    # SIGTERM ends the run like Ctrl-C, so the episode's node processes are stopped on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     rclpy.init()
     results: dict = {cond: [[] for _ in bins] for cond in CONDITION_KEYS}
     problems = []
@@ -148,7 +158,8 @@ def run_chain(args: argparse.Namespace, bins: list[tuple[float, float]]) -> dict
         rclpy.shutdown()
     report = {"path": "real node chain: sim_node, policy_node, smoother_node, safety_node processes over DDS",
               "episodes_per_bin": [len(r) for r in results["true"]], "problems": problems,
-              "policy_overrides": overrides, "real_time_factor": args.chain_rtf}
+              "policy_overrides": overrides, "real_time_factor": args.chain_rtf,
+              "ros_domain_id": int(os.environ["ROS_DOMAIN_ID"])}
     for cond, key in CONDITION_KEYS.items():
         report[key] = [float(sum(r) / len(r)) if r else None for r in results[cond]]
     return report
