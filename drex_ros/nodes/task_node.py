@@ -171,8 +171,11 @@ class TaskNode(Node):
         if phase.value != self._reported:
             self._reported = phase.value
             self._state_pub.publish(String(data=phase.value))
-            log = self.get_logger().error if phase is Phase.FAILED else self.get_logger().info
-            log(f"task state: {phase.value}" + (f" ({self.sequence.reason})" if self.sequence.reason else ""))
+            # rclpy fixes one severity per call site, hence two calls.
+            if phase is Phase.FAILED:
+                self.get_logger().error(f"task state: failed ({self.sequence.reason})")
+            else:
+                self.get_logger().info(f"task state: {phase.value}")
             level = "error" if phase is Phase.FAILED else "ok"
             durations = {f"{k}_s": f"{v:.2f}" for k, v in self.sequence.durations.items()}
             self._diag.publish(level, self.sequence.reason or phase.value, {"phase": phase.value, **durations})
