@@ -150,12 +150,12 @@ def serve_one_process(params_file: str) -> None:
 
 
 def _start_chain(params_file: Path, mode: str) -> list[subprocess.Popen]:
-    log = subprocess.DEVNULL
+    log = open(params_file.parent / f"chain_{mode}.log", "w")  # the children write to it; closed with the folder
     if mode == "one":
         cmd = [sys.executable, "-m", "drex_ros.bench.chain", "--serve", str(params_file)]
-        return [subprocess.Popen(cmd, stdout=log, stderr=log)]
+        return [subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)]
     return [subprocess.Popen([sys.executable, "-m", f"drex_ros.nodes.{name}", "--ros-args", "--params-file",
-                              str(params_file)], stdout=log, stderr=log)
+                              str(params_file)], stdout=log, stderr=subprocess.STDOUT)
             for name in ("safety_node", "smoother_node", "policy_node")]
 
 
@@ -171,7 +171,7 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def drive(cycles: int, label: str, chain_pids: list[int]) -> dict[str, object]:
+def drive(cycles: int, label: str, chain: list[subprocess.Popen], log_path: Path) -> dict[str, object]:
     """Publish /joint_states at RATE_HZ and time each matching /drex/joint_command."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -215,10 +215,14 @@ def drive(cycles: int, label: str, chain_pids: list[int]) -> dict[str, object]:
     pose.header.frame_id = "world"
     pose.pose.position.x, pose.pose.position.z, pose.pose.orientation.w = 0.55, 0.03, 1.0
     period = 1.0 / RATE_HZ
-    deadline = time.monotonic() + 60
+    chain_pids = [p.pid for p in chain]
+    deadline = time.monotonic() + 180  # three Python processes importing rclpy, pinocchio, ORT on a busy machine
     while states.get_subscription_count() < 2 or mass.get_subscription_count() < 1:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the chain's nodes did not come up within 60 s")
+        dead = [p.args[2] for p in chain if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            tail = log_path.read_text()[-2000:] if log_path.exists() else ""
+            why = f"{dead} exited" if dead else "did not come up within 180 s"
+            raise RuntimeError(f"the chain's nodes {why}; their log ({log_path}) ends:\n{tail}")
         executor.spin_once(timeout_sec=0.05)
     mass.publish(Float64MultiArray(data=[0.3, 0.01, 0.6]))
     warmup = int(2 * RATE_HZ)
@@ -266,7 +270,8 @@ def bench_e2e(params_file: Path, mode: str, cycles: int) -> dict[str, object]:
     procs = _start_chain(params_file, mode)
     rclpy.init()
     try:
-        return drive(cycles, "one process" if mode == "one" else "three processes", [p.pid for p in procs])
+        return drive(cycles, "one process" if mode == "one" else "three processes", procs,
+                     params_file.parent / f"chain_{mode}.log")
     finally:
         rclpy.shutdown()
         for p in procs:
