@@ -1,8 +1,8 @@
 """The whole loop in simulation for several objects: perceive, push, identify, grasp, lift.
 
 For each object the full stack (sim_node, perception, mass ID, policy, smoother, safety,
-task orchestrator, recorder) runs in this process with the same parameter files as the
-launch file, plus the object's shape, size, mass and friction. The task is started over
+task orchestrator, recorder) runs as one process per node, as `ros2 launch` would, with
+the launch file's parameter files plus the object's shape, size, mass and friction. The task is started over
 its service, exactly as an operator would; the demo only watches topics. It prints a
 table (true vs identified mass, grasp result, time per phase) and writes the plots and
 one MCAP bag per object to the output folder.
@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
 
 
-def _overrides(obj: DemoObject, out: Path) -> str:
+def _overrides(obj: DemoObject, out: Path, bag: str) -> str:
     import yaml
 
     def shape() -> dict:  # a fresh copy each time: rcl's YAML parser refuses aliases
@@ -79,6 +81,7 @@ def _overrides(obj: DemoObject, out: Path) -> str:
         "mass_id_node": {**shape(), "record_dir": str(out)},
         "policy_node": shape(),
         "task_node": shape(),
+        "recorder": {"path": bag},
     }
     handle = tempfile.NamedTemporaryFile("w", suffix="-demo.yaml", delete=False)
     yaml.safe_dump({name: {"ros__parameters": p} for name, p in params.items()}, handle)
@@ -86,25 +89,52 @@ def _overrides(obj: DemoObject, out: Path) -> str:
     return handle.name
 
 
+def _start_processes(ros_args: list[str], log_dir: Path, names: list[str]) -> dict[str, subprocess.Popen]:
+    """Each node in its own process, as `ros2 launch` runs them (no shared GIL, both cores used)."""
+    procs = {}
+    for name in names:
+        log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
+        procs[name] = subprocess.Popen([sys.executable, "-m", f"drex_ros.nodes.{name}", *ros_args],
+                                       stdout=log, stderr=subprocess.STDOUT)
+    return procs
+
+
+def _stop_processes(procs: dict[str, subprocess.Popen]) -> None:
+    """The policy side first; safety keeps holding until the rest are down."""
+    order = ["task_node", "policy_node", "mass_id_node", "perception_node", "smoother_node", "recorder_node",
+             "safety_node", "sim_node"]
+    for name in sorted(procs, key=lambda n: order.index(n) if n in order else 0):
+        proc = procs[name]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_model: str) -> EpisodeResult:
     import rclpy
     from geometry_msgs.msg import PoseStamped
-    from rclpy.executors import MultiThreadedExecutor
-    from rclpy.parameter import Parameter
+    from rclpy.executors import SingleThreadedExecutor
     from std_msgs.msg import Float64MultiArray, String
     from std_srvs.srv import Trigger
 
-    from drex_ros.commands.bringup import SIM, STACK, default_config_dir, ros_arguments, shutdown_nodes, start_nodes
-    from drex_ros.nodes.recorder_node import RecorderNode
+    from drex_ros.commands.bringup import SIM, STACK, default_config_dir, ros_arguments
     from drex_ros.nodes.ros_io import LATCHED_QOS, to_sec
 
     result = EpisodeResult(obj)
-    result.bag = str(out / f"{index}_{obj.name.replace(' ', '_')}.mcap")
-    overrides = Path(_overrides(obj, out))
-    rclpy.init(args=ros_arguments(default_config_dir(), {**STACK, **SIM}, [overrides], True, policy_model))
-    nodes = start_nodes(list(SIM) + list(STACK))
-    nodes["recorder"] = RecorderNode(parameter_overrides=[Parameter("path", value=result.bag)])
-    watcher = rclpy.create_node("demo_watcher")
+    stem = f"{index}_{obj.name.replace(' ', '_')}"
+    result.bag = str(out / f"{stem}.mcap")
+    log_dir = out / f"{stem}_logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    overrides = Path(_overrides(obj, out, result.bag))
+    ros_args = ros_arguments(default_config_dir(), {**STACK, **SIM}, [overrides], True, policy_model)
+    procs = _start_processes(ros_args, log_dir, [*SIM, *STACK, "recorder_node"])
+    rclpy.init()
+    watcher = rclpy.create_node("demo_watcher", parameter_overrides=[rclpy.parameter.Parameter(
+        "use_sim_time", value=True)])
     watcher.create_subscription(String, "/drex/task_state", lambda m: setattr(result, "state", m.data), LATCHED_QOS)
 
     def on_mass(msg: Float64MultiArray) -> None:
@@ -113,39 +143,55 @@ def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_m
     watcher.create_subscription(Float64MultiArray, "/drex/object_mass", on_mass, LATCHED_QOS)
     watcher.create_subscription(PoseStamped, "/drex/sim/object_pose_gt",
                                 lambda m: result.height.append((to_sec(m.header.stamp), m.pose.position.z)), 50)
-    executor = MultiThreadedExecutor(num_threads=4)
-    for node in [*nodes.values(), watcher]:
-        executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    executor = SingleThreadedExecutor()
+    executor.add_node(watcher)
     start = time.monotonic()
+
+    def wait(condition, limit: float) -> bool:
+        while time.monotonic() - start < limit and not condition():
+            executor.spin_once(timeout_sec=0.05)
+            dead = [n for n, p in procs.items() if p.poll() is not None]
+            if dead:
+                result.state, result.reason = "failed", f"{', '.join(dead)} exited (logs in {log_dir})"
+                return False
+        return condition()
+
     try:
         client = watcher.create_client(Trigger, "/drex/start_task")
-        if not client.wait_for_service(timeout_sec=30.0):
-            result.state, result.reason = "failed", "task_node's /drex/start_task never came up"
+        if not wait(lambda: client.service_is_ready() and len(result.height) > 50, 60.0):
+            result.state = "failed"
+            result.reason = result.reason or "the stack did not come up within 60 s"
             return result
-        time.sleep(1.0)  # let the camera and perception produce their first poses
-        client.call_async(Trigger.Request())
-        while time.monotonic() - start < timeout and result.state not in ("done", "failed"):
-            time.sleep(0.1)
-        if result.state not in ("done", "failed"):
+        future = client.call_async(Trigger.Request())
+        if wait(lambda: result.state in ("done", "failed"), timeout) is False and result.state != "failed":
             result.state, result.reason = "failed", f"demo timeout after {timeout:.0f} s (state {result.state})"
-        task = nodes["task_node"].sequence
-        result.durations = dict(task.durations)
-        result.reason = result.reason or task.reason
+        result.durations = _phase_durations(log_dir / "task_node.log")
+        if result.state == "failed" and not result.reason:
+            result.reason = _failure_reason(log_dir / "task_node.log")
+        del future
     finally:
         result.wall_s = time.monotonic() - start
-        executor.shutdown(timeout_sec=2.0)
-        spinner.join(timeout=5.0)
-        executor = MultiThreadedExecutor(num_threads=2)
-        for node in nodes.values():
-            executor.add_node(node)
-        shutdown_nodes(nodes, executor)
+        _stop_processes(procs)
+        executor.shutdown()
         watcher.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        rclpy.shutdown()
         overrides.unlink(missing_ok=True)
     return result
+
+
+def _phase_durations(task_log: Path) -> dict[str, float]:
+    """Phase durations from the task node's last diagnostics line, logged at each transition."""
+    durations: dict[str, float] = {}
+    for line in task_log.read_text().splitlines():
+        if "phase durations:" in line:
+            durations = json.loads(line.split("phase durations:", 1)[1])
+    return durations
+
+
+def _failure_reason(task_log: Path) -> str:
+    reasons = [line.split("task state: failed", 1)[1].strip(" ()") for line in task_log.read_text().splitlines()
+               if "task state: failed" in line]
+    return reasons[-1] if reasons else ""
 
 
 def print_table(results: list[EpisodeResult]) -> None:

@@ -15,6 +15,7 @@ from collections import Counter
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -162,12 +163,23 @@ class SimNode(Node):
         out = self.hw.advance(target)
         for s in out.joints:
             stamp = to_stamp(s.time)
-            self._pub_joints.publish(make_joint_state(stamp, JOINT_NAMES, s.position, s.velocity, s.effort))
-            self._pub_clock.publish(ClockMsg(clock=stamp))
+            self._publish(self._pub_joints, make_joint_state(stamp, JOINT_NAMES, s.position, s.velocity, s.effort))
+            self._publish(self._pub_clock, ClockMsg(clock=stamp))
         for s in out.object_poses:
-            self._pub_gt.publish(self._pose(s.time, s.position, s.quat_wxyz))
+            self._publish(self._pub_gt, self._pose(s.time, s.position, s.quat_wxyz))
         for frame in out.frames:
             self._publish_frame(frame)
+
+    def _publish(self, publisher, msg) -> None:
+        """A driver keeps running when DDS refuses one sample (e.g. a writer's history is full under load)."""
+        try:
+            publisher.publish(msg)
+        except RCLError as exc:
+            self._rejections["publish failed (DDS)"] += 1
+            now = time.monotonic()
+            if now - self._last_warn > WARN_PERIOD_S:
+                self._last_warn = now
+                self.get_logger().warn(f"{publisher.topic_name}: sample not published ({exc})")
 
     def _pose(self, t: float, p: np.ndarray, q: np.ndarray) -> PoseStamped:
         msg = PoseStamped()
@@ -192,9 +204,9 @@ class SimNode(Node):
         else:
             depth.encoding, depth.step = "32FC1", w * 4
             depth.data = frame.depth.astype(np.float32).tobytes()
-        self._pub_info.publish(self._camera_info(stamp, frame_id))
-        self._pub_rgb.publish(rgb)
-        self._pub_depth.publish(depth)
+        self._publish(self._pub_info, self._camera_info(stamp, frame_id))
+        self._publish(self._pub_rgb, rgb)
+        self._publish(self._pub_depth, depth)
 
     def _camera_info(self, stamp, frame_id: str) -> CameraInfo:
         cam = self._camera
@@ -208,7 +220,7 @@ class SimNode(Node):
 
     def _publish_diagnostics(self) -> None:
         if self._rejections:
-            self._diag.publish("warn", "commands rejected", {**self._rejections, "sim_time": f"{self.hw.time:.3f}"})
+            self._diag.publish("warn", "commands rejected or samples not published", {**self._rejections, "sim_time": f"{self.hw.time:.3f}"})
         else:
             self._diag.publish("ok", "running", {"sim_time": f"{self.hw.time:.3f}"})
 

@@ -9,6 +9,8 @@ object rise and stay up. The logic lives in core.task_sequence; this node feeds 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -176,6 +178,8 @@ class TaskNode(Node):
                 self.get_logger().error(f"task state: failed ({self.sequence.reason})")
             else:
                 self.get_logger().info(f"task state: {phase.value}")
+            if phase in (Phase.DONE, Phase.FAILED):
+                self.get_logger().info("phase durations: " + json.dumps(self.sequence.durations))
             level = "error" if phase is Phase.FAILED else "ok"
             durations = {f"{k}_s": f"{v:.2f}" for k, v in self.sequence.durations.items()}
             self._diag.publish(level, self.sequence.reason or phase.value, {"phase": phase.value, **durations})
