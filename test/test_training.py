@@ -118,3 +118,35 @@ class TestShippedModel:
         model = PolicyModel(MODEL)
         assert episode.run(PolicyController(model, HEAVY, HEAVY.mass, HEAVY.friction)).success
         assert not episode.run(PolicyController(model, HEAVY, 0.1, HEAVY.friction)).success
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="no shipped model yet")
+def test_eval_command_json_keys(tmp_path, capsys):
+    import argparse
+    import json
+
+    from drex_ros.training import eval_command
+
+    parser = argparse.ArgumentParser()
+    eval_command.add_arguments(parser)
+    args = parser.parse_args(["--episodes-per-bin", "1", "--workers", "1", "--json", "--plot",
+                              str(tmp_path / "eval.png")])
+    assert eval_command.run(args) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["bins"] == [list(b) for b in mass_bins()]
+    assert report["episodes_per_bin"] == [1] * 5
+    for key in ("success_true_mass", "success_identified_mass", "success_nominal_mass"):
+        assert len(report[key]) == 5 and all(0.0 <= v <= 1.0 for v in report[key])
+    assert "stand-in" in report["identified_mass_source"]
+    assert (tmp_path / "eval.png").stat().st_size > 10_000
+
+
+def test_eval_command_refuses_a_missing_model(tmp_path, capsys):
+    import argparse
+
+    from drex_ros.training import eval_command
+
+    parser = argparse.ArgumentParser()
+    eval_command.add_arguments(parser)
+    assert eval_command.run(parser.parse_args(["--model", str(tmp_path / "none.onnx")])) == 2
+    assert "no model" in capsys.readouterr().err
