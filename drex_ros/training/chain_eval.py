@@ -187,17 +187,16 @@ def run_chain_episode(obj: ObjectSample, mass_given: float, model_path: str, con
         z0 = float(pos[2])
         plan = plan_grasp(pos, quat, obj.shape, obj.size, q)
         # policy_node refuses to enable until its own inputs (sim-time clock, joint states, latched
-        # mass) are fresh; that is start-up, not failure, so ask again for a few seconds.
-        deadline = time.monotonic() + 15.0
-        while True:
-            future = driver.enable_client.call_async(SetBool.Request(data=True))
-            _wait(future.done, 10.0, "policy enable response")
-            if future.result().success:
-                break
-            if time.monotonic() > deadline:
-                return ChainOutcome(False, 0.0, 0.0, time.monotonic() - wall0,
-                                    f"enable refused: {future.result().message}")
-            time.sleep(0.2)
+        # mass) are fresh: give it 1.5 s of sim time after the first joint state. One request only:
+        # policy_node (as of this commit) raises in its logger when a refused enable is followed by
+        # an accepted one ("Logger severity cannot be changed between calls"), so no retry here.
+        with driver.lock:
+            first = driver.stamp
+        _wait(lambda: driver.stamp >= first + 1.5, 30.0, "1.5 s of simulation before enabling")
+        future = driver.enable_client.call_async(SetBool.Request(data=True))
+        _wait(future.done, 10.0, "policy enable response")
+        if not future.result().success:
+            return ChainOutcome(False, 0.0, 0.0, time.monotonic() - wall0, f"enable refused: {future.result().message}")
         with driver.lock:
             driver.plan, driver.t0 = plan, driver.stamp
             t0 = driver.t0
