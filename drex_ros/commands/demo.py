@@ -39,10 +39,12 @@ class DemoObject:
     yaw: float = 0.0
 
 
+# Three clearly different masses inside what the hand can hold (grip width 4-6 cm) and the
+# push probe can identify (boxes and cylinders from about 0.3 kg; see the issue notes).
 OBJECTS = [
-    DemoObject("light box", "box", [0.06, 0.06, 0.06], 0.12, 0.7),
-    DemoObject("medium cylinder", "cylinder", [0.035, 0.08], 0.45, 0.8),
-    DemoObject("heavy box", "box", [0.06, 0.06, 0.06], 1.1, 0.9, yaw=0.3),
+    DemoObject("light box", "box", [0.05, 0.05, 0.05], 0.35, 0.8),
+    DemoObject("medium cylinder", "cylinder", [0.025, 0.08], 0.7, 0.9),
+    DemoObject("heavy box", "box", [0.05, 0.05, 0.07], 1.1, 1.0, yaw=0.3),
 ]
 
 
@@ -138,7 +140,12 @@ def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_m
     rclpy.init()
     watcher = rclpy.create_node("demo_watcher", parameter_overrides=[rclpy.parameter.Parameter(
         "use_sim_time", value=True)])
-    watcher.create_subscription(String, "/drex/task_state", lambda m: setattr(result, "state", m.data), LATCHED_QOS)
+    def on_state(msg: String) -> None:
+        if msg.data != result.state:
+            print(f"  task state: {msg.data}", flush=True)
+        result.state = msg.data
+
+    watcher.create_subscription(String, "/drex/task_state", on_state, LATCHED_QOS)
 
     def on_mass(msg: Float64MultiArray) -> None:
         result.mass, result.mass_std, result.friction = (list(msg.data) + [np.nan] * 3)[:3]

@@ -9,7 +9,10 @@ One `PolicyLoop.step(now)` per control period:
    from the measured position captured when the policy was enabled;
 4. blend in: for `blend_steps` steps after the policy starts or resumes after a refusal,
    the command moves linearly from the measured position to the merged target;
-5. deadline monitor: a step whose compute time exceeds its budget is an overrun; too many
+5. occlusion: once grasping, the hand hides the markers; for `occluded_object_hold`
+   seconds a stale object pose is replaced by the last one seen, carried along with the
+   palm (the object is assumed held), instead of stopping the policy mid-lift;
+6. deadline monitor: a step whose compute time exceeds its budget is an overrun; too many
    overruns within a window stop the policy (the safety watchdog then holds the robot)
    until it is enabled again, rather than letting commands arrive late.
 """
@@ -23,7 +26,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drex_ros.core.policy import MissingInput, ObservationBuilder, PolicyInputs, PolicyModel
+from drex_ros.core.policy import (
+    MissingInput,
+    ObservationBuilder,
+    PolicyInputs,
+    PolicyModel,
+    quat_wxyz,
+    rotation_from_wxyz,
+)
 from drex_ros.core.robot import RobotModel
 
 
@@ -33,6 +43,9 @@ class LoopConfig:
     object_pose_timeout: float = 0.5  # s
     blend_steps: int = 20
     deadline_fraction: float = 1.0  # compute budget as a fraction of the control period
+    # s the object may stay unseen while enabled before the policy refuses; meanwhile it is
+    # assumed to move with the palm (held and occluded by the hand). 0 = refuse at once.
+    occluded_object_hold: float = 0.0
     max_overruns: int = 3  # this many overruns ...
     overrun_window: int = 20  # ... within this many steps stop the policy
 
@@ -121,6 +134,9 @@ class PolicyLoop:
         self._restart_blend = True
         self._full_effort = np.asarray(robot.limits.effort, dtype=float)
         self.refusals = 0
+        self._object_in_palm: tuple[np.ndarray, np.ndarray] | None = None
+        self._last_seen = -np.inf
+        self.occluded_steps = 0
 
     # ---- inputs -------------------------------------------------------------------------
     def update_joint_state(self, names: Sequence[str], position: Sequence[float], velocity: Sequence[float],
@@ -168,6 +184,7 @@ class PolicyLoop:
             return False, "cannot enable: no fresh /joint_states for every robot joint"
         self._hold = self.inputs.position.copy()
         self._enabled_at = now
+        self._object_in_palm = None
         self._restart_blend = True
         self.monitor.reset()
         self.enabled, self.stop_reason = True, ""
@@ -176,12 +193,32 @@ class PolicyLoop:
     def disable(self, reason: str) -> None:
         self.enabled, self.stop_reason = False, reason
 
+    # ---- occlusion -----------------------------------------------------------------------
+    def _carry_occluded_object(self, now: float) -> None:
+        """Remember the object in the palm frame while seen; move it with the palm while hidden."""
+        inp, hold = self.inputs, self.config.occluded_object_hold
+        if hold <= 0 or inp.object_position is None or not np.all(np.isfinite(inp.position)):
+            return
+        palm = self.robot.palm_pose(inp.position)
+        age = now - inp.object_pose_time
+        if age <= self.config.object_pose_timeout and inp.object_pose_time >= self._enabled_at:
+            rot = rotation_from_wxyz(inp.object_quat)
+            self._object_in_palm = (palm.rotation.T @ (inp.object_position - palm.translation), palm.rotation.T @ rot)
+            self._last_seen = inp.object_pose_time
+        elif self._object_in_palm is not None and now - self._last_seen <= hold:
+            position, rot = self._object_in_palm
+            inp.object_position = palm.translation + palm.rotation @ position
+            inp.object_quat = quat_wxyz(palm.rotation @ rot)
+            inp.object_pose_time = now
+            self.occluded_steps += 1
+
     # ---- the control step -------------------------------------------------------------------
     def step(self, now: float) -> StepResult:
         if not self.enabled:
             return StepResult(None, None, f"disabled: {self.stop_reason}")
         t0 = time.perf_counter()
         self.inputs.phase_time = now - self._enabled_at
+        self._carry_occluded_object(now)
         try:
             obs = self.builder.build(self.inputs, now)
             action = self.model.act(obs)

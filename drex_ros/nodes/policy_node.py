@@ -48,6 +48,7 @@ PARAMETERS = {
     "blend_steps": 20,
     "joint_state_timeout": 0.1,
     "object_pose_timeout": 0.5,
+    "occluded_object_hold": 0.0,
     "deadline_fraction": 1.0,
     "max_overruns": 3,
     "overrun_window": 20,
@@ -162,6 +163,7 @@ class PolicyNode(Node):
             raise PolicyStartupError(f"model {path}: {exc}") from exc
         config = LoopConfig(joint_state_timeout=float(self._param("joint_state_timeout")),
                             object_pose_timeout=float(self._param("object_pose_timeout")),
+                            occluded_object_hold=float(self._param("occluded_object_hold")),
                             blend_steps=int(self._param("blend_steps")),
                             deadline_fraction=float(self._param("deadline_fraction")),
                             max_overruns=int(self._param("max_overruns")),

@@ -24,6 +24,8 @@ from drex_ros.core.robot import ARM_JOINTS, JOINT_NAMES
 from drex_ros.core.task_sequence import Observation, Phase, TaskSequence, TaskSettings
 from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, joint_state_arrays, make_joint_state, spin_node, to_sec
 
+SERVICE_GRACE_S = 5.0  # how long a service may take to be discovered or to accept
+
 PARAMETERS = {
     "rate_hz": 50.0,
     "object_shape": "box",
@@ -59,6 +61,8 @@ class TaskNode(Node):
         self._mass: float | None = None
         self._identify = {"done": False, "ok": False, "message": ""}
         self._reported = ""
+        self._pending: dict[str, float] = {}  # call -> when it was asked for
+        self._enable_in_flight = False
         self._diag = Diagnostics(self)
         self._state_pub = self.create_publisher(String, "/drex/task_state", LATCHED_QOS)
         self._arm_pub = self.create_publisher(JointState, "/drex/policy/arm_reference", 10)
@@ -108,6 +112,7 @@ class TaskNode(Node):
     def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.sequence.settings = self._settings()
         self.plan, self._identify = None, {"done": False, "ok": False, "message": ""}
+        self._pending.clear()
         started = self.sequence.start(self._now())
         response.success = started
         response.message = "task started" if started else f"a task is already running ({self.sequence.phase})"
@@ -115,11 +120,34 @@ class TaskNode(Node):
         return response
 
     def _request_identification(self) -> None:
-        if not self._identify_client.service_is_ready():
-            self._fail(f"mass identification service {self._param('identify_service')} is not available")
+        self._pending["identify"] = self._now()
+
+    def _enable_policy(self, enable: bool) -> None:
+        if enable:
+            self._pending["enable"] = self._now()
             return
-        self.get_logger().info("asking the mass-ID node to push and identify")
-        self._identify_client.call_async(Trigger.Request()).add_done_callback(self._on_identified)
+        self._pending.pop("enable", None)
+        if self._enable_client.service_is_ready():
+            self._enable_client.call_async(SetBool.Request(data=False))
+
+    def _serve_pending(self) -> None:
+        """Make the calls the sequence asked for once their servers are discovered (a grace period)."""
+        now = self._now()
+        if "identify" in self._pending:
+            if self._identify_client.service_is_ready():
+                del self._pending["identify"]
+                self.get_logger().info("asking the mass-ID node to push and identify")
+                self._identify_client.call_async(Trigger.Request()).add_done_callback(self._on_identified)
+            elif now - self._pending["identify"] > SERVICE_GRACE_S:
+                del self._pending["identify"]
+                self._fail(f"mass identification service {self._param('identify_service')} is not available")
+        if "enable" in self._pending and not self._enable_in_flight:
+            if self._enable_client.service_is_ready():
+                self._enable_in_flight = True
+                self._enable_client.call_async(SetBool.Request(data=True)).add_done_callback(self._on_enabled)
+            elif now - self._pending["enable"] > SERVICE_GRACE_S:
+                del self._pending["enable"]
+                self._fail(f"policy enable service {self._param('policy_enable_service')} is not available")
 
     def _on_identified(self, future) -> None:
         result = future.result()
@@ -127,13 +155,18 @@ class TaskNode(Node):
                           "message": result.message if result else "no response"}
         self.get_logger().info(f"mass identification: {self._identify['message']}")
 
-    def _enable_policy(self, enable: bool) -> None:
-        if self._enable_client.service_is_ready():
-            self._enable_client.call_async(SetBool.Request(data=enable))
-        elif enable:
-            self._fail(f"policy enable service {self._param('policy_enable_service')} is not available")
+    def _on_enabled(self, future) -> None:
+        self._enable_in_flight = False
+        result = future.result()
+        if "enable" not in self._pending:
+            return
+        if result is not None and result.success:
+            del self._pending["enable"]
+            self.get_logger().info(f"policy enabled: {result.message}")
+        elif self._now() - self._pending["enable"] > SERVICE_GRACE_S:
+            del self._pending["enable"]
+            self._fail(f"the policy refused to start: {result.message if result else 'no response'}")
 
-    # --- the clocked update -------------------------------------------------------------------
     def _tick(self) -> None:
         obs = Observation(now=self._now(), joint_state_time=self._joint_time, last_command_time=self._command_time,
                           identify_done=self._identify["done"], identify_ok=self._identify["ok"],
@@ -141,6 +174,7 @@ class TaskNode(Node):
         if self._pose is not None:
             obs.object_position, obs.object_pose_time = self._pose[0], self._pose[2]
         actions = self.sequence.update(obs)
+        self._serve_pending()
         if actions.request_identification:
             self._request_identification()
         if actions.start_grasp:
