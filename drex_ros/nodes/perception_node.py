@@ -240,8 +240,11 @@ class PerceptionNode(Node):
         level = {"tracking": "ok", "outlier": "warn", "fallback": "warn", "lost": "warn"}[result.status]
         now = time.monotonic()
         if result.status != self._last_status:
-            log = self.get_logger().info if result.status == "tracking" else self.get_logger().warn
-            log(f"{result.status}: {result.message}")
+            # rclpy fixes one severity per call site, hence two calls.
+            if result.status == "tracking":
+                self.get_logger().info(f"{result.status}: {result.message}")
+            else:
+                self.get_logger().warning(f"{result.status}: {result.message}")
         if result.status != self._last_status or now - self._last_diag >= self._diag_period:
             self._diag.publish(level, f"{result.status}: {result.message}", self._values(result))
             self._last_diag = now

@@ -245,7 +245,11 @@ class PolicyNode(Node):
             self.loop.disable("disabled by ~/enable")
             response.success, response.message = True, "policy disabled"
         self._autostart = False
-        (self.get_logger().info if response.success else self.get_logger().error)(response.message)
+        # rclpy fixes one severity per call site, hence two calls.
+        if response.success:
+            self.get_logger().info(response.message)
+        else:
+            self.get_logger().error(response.message)
         return response
 
     # ---- the control step -----------------------------------------------------------------
