@@ -220,7 +220,8 @@ class SimNode(Node):
 
     def _publish_diagnostics(self) -> None:
         if self._rejections:
-            self._diag.publish("warn", "commands rejected or samples not published", {**self._rejections, "sim_time": f"{self.hw.time:.3f}"})
+            self._diag.publish("warn", "commands rejected or samples not published",
+                               {**self._rejections, "sim_time": f"{self.hw.time:.3f}"})
         else:
             self._diag.publish("ok", "running", {"sim_time": f"{self.hw.time:.3f}"})
 
