@@ -39,9 +39,11 @@ class TaskSettings:
     timeouts: dict[str, float] = field(default_factory=lambda: {
         "perceiving": 10.0, "probing": 40.0, "identifying": 60.0, "grasping": 20.0, "lifting": 10.0,
         "holding": 10.0})
-    joint_state_timeout: float = 0.5  # s without /joint_states -> failed
-    object_pose_timeout: float = 2.0  # s without a pose while it matters -> failed
-    command_timeout: float = 0.5  # s without policy output while grasping -> failed
+    # Task-level watchdogs (the safety node guards the fast loop). A busy node may process a
+    # new /clock before the queued state messages, so these leave room for one stall.
+    joint_state_timeout: float = 1.0  # s without /joint_states -> failed
+    object_pose_timeout: float = 3.0  # s without a pose while it matters -> failed
+    command_timeout: float = 1.0  # s without policy output while grasping -> failed
     settle_poses: int = 5  # consecutive poses within settle_tolerance to accept the object as seen
     settle_tolerance: float = 0.003  # m
     lift_height: float = 0.10  # m above the start to count as lifted
