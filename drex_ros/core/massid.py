@@ -39,7 +39,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from mujoco import sysid
@@ -77,8 +77,14 @@ class MassIdConfig:
     delay_grid: tuple[float, float, float] = (-0.004, 0.026, 0.003)  # start, stop, step (s)
     pose_offset_grid: tuple[float, float, float] = (-0.15, 0.15, 0.005)
     max_rel_std: float = 0.25
+    # RMS (N) of the push force between the replay at the fit and the recording, sample by sample
+    # (low-passed). Replays driven by the applied targets reproduce a right fit to 0.1-0.6 N; a
+    # replay that pushes differently (a fit on a reading that lied) misses by several newtons.
+    max_force_misfit: float = 1.0
     min_joint_coverage: float = 0.8  # fraction of the driver's joint states present during the push
     max_joint_gap: float = 0.05  # s
+    max_joint_jump: float = 0.01  # rad: a joint state this far from where its velocity says is not a measurement
+    max_bad_joint_states: float = 0.005  # fraction of such joint states dropped before the recording is refused
     min_contrast: float = 25.0  # loss rise (in noise-variance units) at half/double the mass
     weights: MatchWeights = field(default_factory=MatchWeights)
     nthread: int = 2
@@ -116,6 +122,7 @@ class MassEstimate:
     direct_mass: float = float("nan")  # the uncalibrated reading of the recorded push force
     direct_friction: float = float("nan")
     force_span: tuple[float, float] = (float("nan"), float("nan"))  # where the push force was evaluated
+    force_rms: float = float("nan")  # N, push force misfit of the replay at the fit
 
     def summary(self) -> str:
         if not self.identifiable:
@@ -123,7 +130,8 @@ class MassEstimate:
         friction = "not identified (rolling)" if self.friction is None else \
             f"{self.friction:.3f} +/- {self.friction_std:.3f}"
         return (f"mass {self.mass:.4f} +/- {self.std:.4f} kg, friction {friction}, residual {self.residual_rms:.2f}, "
-                f"command delay {self.cmd_delay * 1e3:.1f} ms, camera offset {self.pose_offset * 1e3:.0f} ms, "
+                f"force misfit {self.force_rms:.2f} N, command delay {self.cmd_delay * 1e3:.1f} ms, "
+                f"camera offset {self.pose_offset * 1e3:.0f} ms, "
                 f"{self.rollouts} rollouts in {self.wall_s:.2f} s")
 
 
@@ -185,6 +193,36 @@ def check_joint_coverage(rec: Recording, win: PushWindow, cfg: MassIdConfig) -> 
                              f"{h.max() * 1e3:.0f} ms): the recorder could not keep up with the driver's rate")
 
 
+def drop_inconsistent_joint_states(rec: Recording, cfg: MassIdConfig) -> Recording:
+    """Remove joint states that contradict their neighbours (mis-stamped or reordered messages).
+
+    Consecutive states satisfy q_k = q_(k-1) + h_k qd_k up to the curvature of the motion (well
+    under a milliradian at driver rates). A message stamped with the wrong time - e.g. a clock
+    that rounds 8.9999999 s to 8.0 s - breaks that with both neighbours; replaying it would
+    inject a step of tens of newton-metres into the replay and shift the mass. Such states are
+    dropped (the replay bridges the gap); more than a few and the recording is refused.
+    """
+    if rec.joint_v is None:
+        return rec
+    keep = np.ones(len(rec.joint_t), dtype=bool)
+    for _ in range(10):
+        idx = np.flatnonzero(keep)
+        t, q, v = rec.joint_t[idx], rec.joint_q[idx, :7], rec.joint_v[idx, :7]
+        jump = np.max(np.abs(q[1:] - q[:-1] - np.diff(t)[:, None] * v[1:]), axis=1) > cfg.max_joint_jump
+        bad = np.r_[jump[0], jump[1:] & jump[:-1], jump[-1]]  # inconsistent with both neighbours
+        if not bad.any():
+            break
+        keep[idx[bad]] = False
+    if (~keep).sum() > cfg.max_bad_joint_states * len(keep):
+        raise RecordingError(f"{(~keep).sum()} of {len(keep)} joint states contradict their neighbours "
+                             "(positions jump where the velocities say they cannot: mis-stamped or reordered "
+                             "messages); the recording cannot be trusted")
+    if keep.all():
+        return rec
+    return replace(rec, joint_t=rec.joint_t[keep], joint_q=rec.joint_q[keep], joint_v=rec.joint_v[keep],
+                   joint_effort=rec.joint_effort[keep])
+
+
 def estimate_command_delay(rec: Recording, win: PushWindow, cfg: MassIdConfig, x0: np.ndarray) -> float:
     """Delay between command stamps and their effect, from the contact-free motion before the push."""
     t_start = max(win.t0 - 0.6, float(rec.joint_t[0]), float(rec.cmd_t[0]))
@@ -223,14 +261,30 @@ class SimCalibrator:
 
     def __init__(self, matcher: TrajectoryMatcher, estimator: PushForceEstimator, direction: np.ndarray,
                  shape: str, cutoff_hz: float, span: tuple[float, float], replays: int, jitter: float,
-                 target: np.ndarray) -> None:
+                 target: np.ndarray, sample_times: np.ndarray | None = None) -> None:
         self.matcher, self.estimator, self.direction = matcher, estimator, direction
         self.shape, self.cutoff, self.replays, self.jitter = shape, cutoff_hz, replays, jitter
-        self._span = (matcher.times >= span[0]) & (matcher.times <= span[1])
+        span_mask = (matcher.times >= span[0]) & (matcher.times <= span[1])
+        self._span = span_mask
+        self._shifted = None  # the same sampling one physics step later (when samples skip steps)
+        if sample_times is not None:  # read the replay at the recording's sample times (e.g. 250 Hz of a 500 Hz sim)
+            self._span = span_mask & self._sampled(matcher, sample_times)
+            if np.median(np.diff(sample_times)) > 1.5 * matcher.timestep:
+                self._shifted = span_mask & self._sampled(matcher, sample_times + matcher.timestep)
         self.target = target
         self._rng = np.random.default_rng(0)
         self.scatter: list[np.ndarray] = []
+        self.phase_scatter: list[np.ndarray] = []
         self.last_sim = None
+
+    @staticmethod
+    def _sampled(matcher: TrajectoryMatcher, sample_times: np.ndarray) -> np.ndarray:
+        idx = np.searchsorted(matcher.times, sample_times - 0.5 * matcher.timestep)
+        idx = np.clip(idx, 0, len(matcher.times) - 1)
+        idx = idx[np.abs(matcher.times[idx] - sample_times) < 0.5 * matcher.timestep]
+        mask = np.zeros(len(matcher.times), dtype=bool)
+        mask[idx] = True
+        return mask
 
     def full(self, x: np.ndarray) -> np.ndarray:
         """(log m, log mu) -> the replay's theta (log m, log m mu); a sphere's mu is held at 0.6."""
@@ -238,8 +292,8 @@ class SimCalibrator:
         log_mu = np.full(len(x), np.log(0.6)) if self.shape == "sphere" else x[:, 1]
         return np.column_stack([x[:, 0], x[:, 0] + log_mu])
 
-    def read(self, sim, i: int) -> np.ndarray:
-        w = self._span
+    def read(self, sim, i: int, mask: np.ndarray | None = None) -> np.ndarray:
+        w = self._span if mask is None else mask
         tau = np.zeros((int(w.sum()), sim.joint_q.shape[2]))
         tau[:, :sim.efforts.shape[2]] = sim.efforts[i][w]
         pf = self.estimator.estimate(sim.times[w], sim.joint_q[i][w], sim.joint_v[i][w], tau, self.direction,
@@ -262,6 +316,12 @@ class SimCalibrator:
         self.last_sim = sim
         reads = np.array([self.read(sim, i) for i in range(len(rows))]).reshape(len(X), self.replays, -1)
         self.scatter.extend(list(np.nanstd(reads, axis=1, ddof=1) if self.replays > 1 else []))
+        if self._shifted is not None:
+            # Joint states that skip physics steps alias the contact's step-to-step chatter into the
+            # reading: how much it moves when the other steps are sampled is part of its uncertainty.
+            shifted = np.array([self.read(sim, i, self._shifted) for i in range(len(rows))])
+            phase = (shifted - reads.reshape(len(rows), -1)) / np.sqrt(2.0)
+            self.phase_scatter.extend(list(phase))
         return np.nanmean(reads, axis=1)
 
     def residual_fn(self, x: np.ndarray, params=None):
@@ -278,6 +338,10 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     cfg = cfg or MassIdConfig()
     say = progress or (lambda _msg: None)
     start = time.perf_counter()
+    n_joint = len(rec.joint_t)
+    rec = drop_inconsistent_joint_states(rec, cfg)
+    if len(rec.joint_t) < n_joint:
+        say(f"dropped {n_joint - len(rec.joint_t)} joint states inconsistent with their neighbours (mis-stamped?)")
     win = find_push_window(rec, cfg)
     check_joint_coverage(rec, win, cfg)
     if np.allclose(rec.joint_effort[:, :7], 0.0):
@@ -309,7 +373,7 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     t_push = pf_obs.t[contact]
     span = (t_push[0] - 0.15, t_push[-1] + 0.15)
     cal = SimCalibrator(matcher, estimator, win.direction, rec.shape, cfg.weights.effort_cutoff_hz, span,
-                        cfg.replays, cfg.chaos_jitter, target)
+                        cfg.replays, cfg.chaos_jitter, target, sample_times=rec.joint_t[sel])
 
     # Indirect inference with sysid's box-bounded Levenberg-Marquardt, J = I (see SimCalibrator).
     lo = [np.log(cfg.mass_bounds[0])] + ([] if sphere else [np.log(cfg.friction_bounds[0])])
@@ -330,6 +394,8 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     # the mass (flat loss) gives a huge sd and the verdict "unidentifiable". The regression's own
     # covariance is not used: its residuals are structured misfit (calibrated away), not noise.
     scatter = np.sqrt(np.nanmean(np.array(cal.scatter) ** 2, axis=0)) if cal.scatter else np.full(len(x), np.inf)
+    if cal.phase_scatter:
+        scatter = np.sqrt(scatter ** 2 + np.nanmean(np.array(cal.phase_scatter) ** 2, axis=0))
     h = cfg.jacobian_step
     probes = np.array([x + sign * h * np.eye(len(x))[i] for i in range(len(x)) for sign in (1.0, -1.0)])
     replays, cal.replays = cal.replays, 1
@@ -354,6 +420,8 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     matcher.pose_offset = float(offsets[int(np.argmin(pose_loss))])
     n_pose = max(1, len(matcher.pose_samples()[0]))
     pose_rms = float(np.sqrt(min(pose_loss) / 4.0))  # per pose component, in noise units
+    # Consistency: the replay at the fit must push like the recording, sample by sample.
+    force_rms = float(np.sqrt(np.mean(matcher.effort_residuals(sim)[0] ** 2))) * cfg.weights.force_sigma
     rollouts = matcher.rollouts + len(np.arange(*cfg.delay_grid))
 
     # Verdict: a flat loss (mass barely changes the force) or a fit at the bounds: no number.
@@ -366,6 +434,9 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     elif not np.all(np.isfinite(r_star)) or np.any(np.abs(r_star) > np.maximum(cfg.max_calibration_misfit,
                                                                                3 * np.sqrt(np.diag(s_read)))):
         reason = f"no replay reads like the recording (log misfit {np.max(np.abs(r_star)):.2f})"
+    elif not np.isfinite(force_rms) or force_rms > cfg.max_force_misfit:
+        reason = (f"the replay at the fit does not push like the recording (push force misfit {force_rms:.2f} N RMS "
+                  f"> {cfg.max_force_misfit} N): the recording cannot be trusted")
     elif abs(x[0] - target[0]) > np.log(cfg.max_calibration_factor):
         reason = (f"replay and recording disagree: calibrating the reading moved the mass by a factor "
                   f"{np.exp(abs(x[0] - target[0])):.1f} (the simulated push does not reproduce this one)")
@@ -377,6 +448,6 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
         residual_rms=float(np.sqrt(np.mean(r_star ** 2))), reason=reason, cmd_delay=delay,
         pose_offset=matcher.pose_offset, window=win, curve_masses=np.array([]), curve_loss=np.array([]),
         best_x=x_full, rollouts=rollouts, wall_s=time.perf_counter() - start, pose_rms=pose_rms,
-        n_pose=n_pose, direct_mass=obs.mass, direct_friction=obs.friction, force_span=span)
+        n_pose=n_pose, direct_mass=obs.mass, direct_friction=obs.friction, force_span=span, force_rms=force_rms)
     say(est.summary())
     return est

@@ -190,10 +190,14 @@ class TrajectoryMatcher:
     def applied_targets(self) -> np.ndarray | None:
         """(nstep, nu) the position targets the drivers actually applied, from the joint states.
 
-        A position actuator reports tau = kp (target - q) - kd qd, so the target in force during
-        the step into sample k is q_(k-1) + (tau_k + kd qd_(k-1)) / kp: exact for the sim's
-        drivers, and free of the command path's timing (smoother, safety, DDS latency and jitter,
-        which a replay of the command stamps only approximates with one constant delay).
+        A position actuator reports tau = kp (target - q) - kd qd at the start of each step, and the
+        semi-implicit integrator gives q_k = q_(k-1) + h qd_k, so the target in force during the last
+        step into sample k is (q_k - h qd_k) + (tau_k + kd qd_(k-1)) / kp: exact for the sim's
+        drivers at one sample per step, and free of the command path's timing (smoother, safety,
+        DDS latency and jitter, which a replay of the command stamps only approximates with one
+        constant delay). Samples n steps apart (a slower joint-state rate, a dropped message) hold
+        that target over the whole interval, with the velocity at the last step's start
+        interpolated: approximate, but far closer than the commands.
         Joints whose effort hit its limit cannot be inverted; they keep the replayed command.
         Returns None when the joint states lack velocities or efforts.
         """
@@ -202,7 +206,10 @@ class TrajectoryMatcher:
             return None
         kp, kd, limit = self._gains
         t, q, v, tau = rec.joint_t, rec.joint_q, rec.joint_v, rec.joint_effort
-        target = q[:-1] + (tau[1:] + kd * v[:-1]) / kp  # in force over (t_(k-1), t_k]
+        h = self.timestep
+        n = np.maximum(1.0, np.round(np.diff(t) / h))[:, None]  # steps per sample interval
+        v_start = v[1:] - (v[1:] - v[:-1]) / n  # velocity at the last step's start
+        target = (q[1:] - h * v[1:]) + (tau[1:] + kd * v_start) / kp  # in force over (t_(k-1), t_k]
         saturated = np.abs(tau[1:]) >= 0.999 * limit
         commands = self.control[:, self._act]
         start = self.times - self.timestep  # step k runs from start[k]

@@ -19,6 +19,7 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -67,14 +68,17 @@ class MassIdNode(Node):
         self._limits = robot_model().limits
         self._names = list(JOINT_NAMES)
         self._diag = Diagnostics(self)
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         data_group = ReentrantCallbackGroup()
+        # Joint states in their own exclusive group: handled one at a time, in arrival order.
+        joint_group = MutuallyExclusiveCallbackGroup()
         self._lock = threading.Lock()
         self._joints: deque = deque()  # (stamp, recv, q, v, effort)
         self._commands: deque = deque()  # (stamp, recv, q)
         self._poses: deque = deque()  # (stamp, recv, position, quat wxyz)
         # Deep queues: every joint state and command matters (the force is inverted step by step).
         self.create_subscription(JointState, p("joint_states_topic"), self._on_joints, QUEUE,
-                                 callback_group=data_group)
+                                 callback_group=joint_group)
         self.create_subscription(JointState, p("applied_command_topic"), self._on_command, QUEUE,
                                  callback_group=data_group)
         self.create_subscription(PoseStamped, p("object_pose_topic"), self._on_pose, 20, callback_group=data_group)
@@ -82,8 +86,9 @@ class MassIdNode(Node):
         self._pub_mass = self.create_publisher(Float64MultiArray, p("mass_topic"), LATCHED_QOS)
         self.create_service(Trigger, p("service"), self._on_identify,
                             callback_group=MutuallyExclusiveCallbackGroup())
-        self._timer_group = data_group
+        self._timer_group = MutuallyExclusiveCallbackGroup()
         self._plan = None
+        self._k = 0  # last probe command sent: never goes back
         self._t_start = 0.0
         self._done = threading.Event()
         self._timer = None
@@ -134,6 +139,9 @@ class MassIdNode(Node):
         if len(joints) < 50 or len(commands) < 10 or len(poses) < 10:
             raise RecordingError(f"too little data recorded: {len(joints)} joint states, {len(commands)} "
                                  f"commands on {self._param('applied_command_topic')}, {len(poses)} object poses")
+        joints.sort(key=lambda j: j[0])  # stamp order (callbacks may deliver out of order)
+        joints = [j for i, j in enumerate(joints) if i == 0 or j[0] > joints[i - 1][0]]
+        poses.sort(key=lambda p: p[0])
         jt = np.array([j[0] for j in joints])
         # Command stamps pass through smoother and safety; a stamp off the joint clock (e.g. a
         # watchdog hold stamped on another clock) is replaced by its receipt time.
@@ -153,7 +161,10 @@ class MassIdNode(Node):
         plan = self._plan
         if plan is None:
             return
-        k = int((self._now() - self._t_start) * self._param("command_rate_hz"))
+        # Monotonic: a clock that jumps back (a mis-stamped /clock message) must not replay an
+        # earlier part of the probe - that is a jerk of the arm in the middle of the push.
+        k = max(self._k, int((self._now() - self._t_start) * self._param("command_rate_hz")))
+        self._k = k
         if k >= len(plan.commands):
             self._done.set()
             k = len(plan.commands) - 1
@@ -193,9 +204,13 @@ class MassIdNode(Node):
         t_from = self._now() - 1.0
         self._done.clear()
         self._t_start = self._now()
+        self._k = 0
         self._plan = plan
+        # Ticks on the steady clock, commands indexed by (sim) time: a sim that runs slower than
+        # real time gets its command repeated rather than none (safety's watchdog holds the arm
+        # after 0.1 s without a command, which would turn the push into stop-and-go).
         self._timer = self.create_timer(1.0 / float(self._param("command_rate_hz")), self._tick,
-                                        callback_group=self._timer_group)
+                                        callback_group=self._timer_group, clock=self._steady)
         finished = self._done.wait(timeout=float(self._param("probe_timeout_s")))
         self.destroy_timer(self._timer)
         self._plan = None
@@ -229,7 +244,12 @@ class MassIdNode(Node):
                 response.success, response.message = True, saved or "probe done (identification off)"
                 return response
             est = identify(rec, cfg, progress=lambda m: self.get_logger().info(m))
-        except (ProbeError, RecordingError, BagError) as exc:
+        except RecordingError as exc:  # the probe ran, but its data cannot support an estimate
+            response.success, response.message = False, f"unidentifiable: {exc}"
+            self.get_logger().warning(response.message)
+            self._diag.publish("warn", "mass unidentifiable", {"reason": exc})
+            return response
+        except (ProbeError, BagError) as exc:
             response.success, response.message = False, str(exc)
             self.get_logger().error(f"mass identification failed: {exc}")
             self._diag.publish("error", "mass identification failed", {"reason": exc})
