@@ -63,7 +63,10 @@ def test_a_silent_policy_fails_the_grasp():
     seq = TaskSequence(grasp_phases=PHASES)
     t = run_to_grasp(seq)
     t += 1.0
-    actions = seq.update(obs(t, last_command_time=t - 1.0))
+    actions = seq.update(obs(t, last_command_time=t - 0.9))
+    assert seq.phase is Phase.GRASPING  # within command_timeout (1 s)
+    t += 0.5
+    actions = seq.update(obs(t, last_command_time=t - 1.4))
     assert seq.phase is Phase.FAILED and actions.stop and "policy_node" in seq.reason
 
 
@@ -71,6 +74,8 @@ def test_stale_joint_states_fail_any_phase():
     seq = TaskSequence()
     seq.start(0.0)
     seq.update(obs(1.0, joint_state_time=0.2))
+    assert seq.phase is Phase.PERCEIVING  # 0.8 s: within joint_state_timeout (1 s)
+    seq.update(obs(1.5, joint_state_time=0.2))
     assert seq.phase is Phase.FAILED and "joint_states" in seq.reason
 
 
