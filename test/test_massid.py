@@ -12,12 +12,18 @@ import pytest
 
 from drex_ros.cli import main as drex_main
 from drex_ros.core.force_regression import PushForceEstimator
-from drex_ros.core.massid import MassIdConfig, RecordingError, find_push_window, identify
+from drex_ros.core.massid import (
+    MassIdConfig,
+    RecordingError,
+    drop_inconsistent_joint_states,
+    find_push_window,
+    identify,
+)
 from drex_ros.core.probe import ProbeError, plan_probe, push_direction
 from drex_ros.core.probe_recording import write_recording
 from drex_ros.core.robot import robot_model
 from drex_ros.core.scene import ObjectConfig, Scene, SceneConfig
-from drex_ros.core.trajectory_match import Recording
+from drex_ros.core.trajectory_match import Recording, mass_friction_of
 
 
 def _quat_noise(q, rng, sigma):
@@ -103,10 +109,18 @@ def test_push_force_from_joint_efforts_is_zero_without_contact_and_positive_when
 def test_box_is_identified(box):
     rec, _ = box
     est = identify(rec, MassIdConfig())
-    assert est.identifiable, est.reason
-    assert est.mass == pytest.approx(0.4, rel=0.1)  # bench: see `drex bench massid` for the spread
-    assert 0 < est.std < 0.25 * est.mass
-    assert est.friction == pytest.approx(0.6, rel=0.1)
+    m, mu = mass_friction_of(est.best_x)
+    assert m == pytest.approx(0.4, rel=0.1)  # bench: see `drex bench massid` for the spread
+    assert mu == pytest.approx(0.6, rel=0.1)
+    # A number only when twice its std is inside 15% (this clean push reads about +-13%: the
+    # contact's chaos); otherwise the verdict names the flat loss and no mass is given.
+    if est.identifiable:
+        assert est.mass == pytest.approx(0.4, rel=0.1) and 0 < est.std < 0.075 * est.mass
+    else:
+        assert est.mass is None and est.reason.startswith("flat loss"), est.reason
+    # With the former 0.25 it is a number, and a right one.
+    loose = identify(rec, MassIdConfig(max_rel_std=0.25))
+    assert loose.identifiable and loose.mass == pytest.approx(0.4, rel=0.1), loose.reason
     assert abs(est.pose_offset - (-0.04)) <= 0.02  # the camera's 40 ms clock offset is found
 
 
@@ -135,7 +149,8 @@ def test_drex_identify_reads_a_bag_and_writes_a_plot(box, tmp_path, capsys):
                     "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["identifiable"] and out["mass"] == pytest.approx(0.4, rel=0.1)
+    assert out["best_fit_mass"] == pytest.approx(0.4, rel=0.1)
+    assert out["mass"] == pytest.approx(0.4, rel=0.1) if out["identifiable"] else out["mass"] is None
     assert png.stat().st_size > 20_000
 
 
@@ -153,3 +168,22 @@ def test_drex_identify_errors_are_clear(tmp_path, capsys):
     assert rc == 1 and "/drex/joint_command" in err and "/drex/object_pose" in err
     rc = drex_main(["identify", str(bag), "--shape", "sphere", "--size", "0.06", "0.06"])
     assert rc == 2 and "needs 1 size value" in capsys.readouterr().err
+
+
+def test_mis_stamped_joint_states_are_dropped_and_many_refuse_the_recording(box):
+    rec, _ = box
+    cfg = MassIdConfig()
+    assert drop_inconsistent_joint_states(rec, cfg) is rec  # a clean recording is left alone
+    # A clock that rounds 8.9999999 s down to 8.0 s: the state of one second later carries an
+    # earlier stamp (sorted into place, it sits among states it cannot be near).
+    t = rec.joint_t.copy()
+    i, j = len(t) // 2, len(t) // 2 + 200
+    bad = Recording(rec.shape, rec.size, t, rec.joint_q.copy(), rec.joint_v.copy(), rec.joint_effort.copy(),
+                    rec.cmd_t, rec.cmd_q, rec.pose_t, rec.pose_p, rec.pose_q)
+    bad.joint_q[i], bad.joint_v[i] = rec.joint_q[j], rec.joint_v[j]
+    clean = drop_inconsistent_joint_states(bad, cfg)
+    assert len(clean.joint_t) == len(t) - 1 and t[i] not in clean.joint_t
+    for k in range(0, len(t) - 400, 100):  # 1% of the states mis-stamped: not a recording to trust
+        bad.joint_q[k] = rec.joint_q[k + 300]
+    with pytest.raises(RecordingError, match="contradict their neighbours"):
+        drop_inconsistent_joint_states(bad, cfg)

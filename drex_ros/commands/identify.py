@@ -16,6 +16,7 @@ from pathlib import Path
 from drex_ros.core.bag import BagError
 from drex_ros.core.massid import MassIdConfig, RecordingError, identify
 from drex_ros.core.probe_recording import read_recording
+from drex_ros.core.trajectory_match import mass_friction_of
 
 SIZE_COUNT = {"box": 3, "cylinder": 2, "sphere": 1}
 
@@ -52,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     out = {"bag": str(bag), "identifiable": est.identifiable, "mass": est.mass, "std": est.std,
            "friction": est.friction, "friction_std": est.friction_std, "residual": est.residual_rms,
            "reason": est.reason, "command_delay_s": est.cmd_delay, "camera_offset_s": est.pose_offset,
-           "rollouts": est.rollouts, "wall_s": est.wall_s}
+           "rollouts": est.rollouts, "wall_s": est.wall_s, "force_misfit_n": est.force_rms,
+           # the best fit, kept for diagnosis even when it is not a trustworthy number
+           "best_fit_mass": mass_friction_of(est.best_x)[0]}
     if not args.no_plot:
         from drex_ros.core.massid_report import build_report, plot_report
 
