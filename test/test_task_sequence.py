@@ -65,8 +65,9 @@ def test_a_silent_policy_fails_the_grasp():
     t += 1.0
     actions = seq.update(obs(t, last_command_time=t - 0.9))
     assert seq.phase is Phase.GRASPING  # within command_timeout (1 s)
-    t += 0.5
-    actions = seq.update(obs(t, last_command_time=t - 1.4))
+    for _ in range(3):
+        t += 0.5
+        actions = seq.update(obs(t, last_command_time=t - 1.4))
     assert seq.phase is Phase.FAILED and actions.stop and "policy_node" in seq.reason
 
 
@@ -76,6 +77,12 @@ def test_stale_joint_states_fail_any_phase():
     seq.update(obs(1.0, joint_state_time=0.2))
     assert seq.phase is Phase.PERCEIVING  # 0.8 s: within joint_state_timeout (1 s)
     seq.update(obs(1.5, joint_state_time=0.2))
+    assert seq.phase is Phase.PERCEIVING  # one stale update is not yet a failure
+    seq.update(obs(1.52, joint_state_time=1.51))
+    seq.update(obs(1.54, joint_state_time=0.2))
+    assert seq.phase is Phase.PERCEIVING  # the strikes restart once a fresh state arrived
+    seq.update(obs(1.56, joint_state_time=0.2))
+    seq.update(obs(1.58, joint_state_time=0.2))
     assert seq.phase is Phase.FAILED and "joint_states" in seq.reason
 
 
@@ -83,7 +90,8 @@ def test_every_phase_times_out():
     seq = TaskSequence(TaskSettings(timeouts={k: 1.0 for k in ("perceiving", "probing", "identifying", "grasping",
                                                                  "lifting", "holding")}))
     seq.start(0.0)
-    seq.update(obs(1.5, object_position=None, object_pose_time=None))
+    for k in range(3):
+        seq.update(obs(1.5 + 0.02 * k, object_position=None, object_pose_time=None))
     assert seq.phase is Phase.FAILED and "perceiving timed out" in seq.reason
 
 

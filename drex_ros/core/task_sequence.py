@@ -44,6 +44,7 @@ class TaskSettings:
     joint_state_timeout: float = 1.0  # s without /joint_states -> failed
     object_pose_timeout: float = 3.0  # s without a pose while it matters -> failed
     command_timeout: float = 1.0  # s without policy output while grasping -> failed
+    watchdog_strikes: int = 3  # consecutive updates a watchdog problem must persist
     settle_poses: int = 5  # consecutive poses within settle_tolerance to accept the object as seen
     settle_tolerance: float = 0.003  # m
     lift_height: float = 0.10  # m above the start to count as lifted
@@ -91,6 +92,7 @@ class TaskSequence:
         self._lift_start_after: float = 0.0  # plan time at which lifting begins
         self._hold_start_after: float = 0.0
         self._lifted_since: float | None = None
+        self._strikes = 0
         if grasp_phases:
             self.set_grasp_phases(grasp_phases)
 
@@ -104,7 +106,7 @@ class TaskSequence:
         if self.phase in ACTIVE:
             return False
         self.durations, self.reason, self.start_position = {}, "", None
-        self._settled, self._probe_seen, self._lifted_since = [], False, None
+        self._settled, self._probe_seen, self._lifted_since, self._strikes = [], False, None, 0
         self._enter(Phase.PERCEIVING, now)
         return True
 
@@ -124,7 +126,10 @@ class TaskSequence:
         if self.phase not in ACTIVE:
             return Actions()
         problem = self._watchdogs(obs)
-        if problem:
+        # A node that just woke from a stall may read a new /clock before its queued state
+        # messages; a watchdog fires only when its problem persists over consecutive updates.
+        self._strikes = self._strikes + 1 if problem else 0
+        if self._strikes >= self.settings.watchdog_strikes:
             return self.fail(problem, obs.now)
         handler = {
             Phase.PERCEIVING: self._perceiving,
