@@ -45,7 +45,7 @@ chaotic part of any push); round objects radially from the robot base (stays in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pinocchio as pin
@@ -117,6 +117,10 @@ class ProbeConfig:
     settle_time: float = 0.4  # hold at the pre-push pose before the push
     rate_hz: float = 250.0  # command rate
     retreat: float = 0.03
+    # The push stays below this fraction of the URDF joint speeds (safety_node clamps at 0.5):
+    # a clamped push is not the planned one, and its speed-up turns into a jerk.
+    velocity_fraction: float = 0.48
+    limit_margin: float = 0.03  # rad inside the joint limits (safety keeps 0.02)
     profile: PushProfile = field(default_factory=PushProfile)
     # A sphere rolls: it has no friction to measure and leaves the palm whenever the palm stops
     # accelerating. Its push is one smooth speed-up from contact (F = 7/5 m a throughout).
@@ -197,6 +201,25 @@ def _min_jerk(q0: np.ndarray, q1: np.ndarray, duration: float, dt: float) -> np.
     return q0 + w[:, None] * (q1 - q0)
 
 
+def _push_joints(profile: PushProfile, dt: float, pre_center: np.ndarray, d: np.ndarray, q_pre: np.ndarray, ik):
+    """Joint commands of the push: the profile's palm line through IK."""
+    t_prof, s_prof, z_prof, phases = profile.samples(dt)
+    # IK along the line at 2.5 mm knots for three palm heights, then joints at the profile's
+    # samples: linear along the line, quadratic (Lagrange) in height.
+    s_knots = np.arange(0.0, s_prof.max() + 0.0025, 0.0025)
+    amp = max(profile.scrub_amplitude, 1e-4)
+    levels = []
+    for dz in (-amp, 0.0, amp):
+        knots = [ik(pre_center + np.array([0, 0, dz]), q_pre)]
+        for s in s_knots[1:]:
+            knots.append(ik(pre_center + d * s + np.array([0, 0, dz]), knots[-1]))
+        knots = np.array(knots)
+        levels.append(np.stack([np.interp(s_prof, s_knots, knots[:, j]) for j in range(knots.shape[1])], axis=1))
+    u = (z_prof / amp)[:, None]
+    q_push = levels[0] * (u * (u - 1) / 2) + levels[1] * (1 - u * u) + levels[2] * (u * (u + 1) / 2)
+    return t_prof, s_prof, z_prof, phases, q_push
+
+
 def plan_probe(q_start: np.ndarray, object_position: np.ndarray, object_yaw: float, shape: str,
                size: tuple[float, ...], config: ProbeConfig | None = None) -> ProbePlan:
     """Joint commands for: move above the pre-push pose, descend, settle, push, dwell, retreat.
@@ -207,7 +230,8 @@ def plan_probe(q_start: np.ndarray, object_position: np.ndarray, object_yaw: flo
     cfg = config or ProbeConfig()
     rm = robot_model()
     dt = 1.0 / cfg.rate_hz
-    q_start = np.clip(np.asarray(q_start, dtype=float), rm.limits.lower, rm.limits.upper)
+    q_start = np.clip(np.asarray(q_start, dtype=float), rm.limits.lower + cfg.limit_margin,
+                      rm.limits.upper - cfg.limit_margin)
     d = push_direction(object_position, shape, object_yaw)
     rot = palm_rotation(d, cfg.finger_tilt)
     obj = np.asarray(object_position, dtype=float)
@@ -223,27 +247,24 @@ def plan_probe(q_start: np.ndarray, object_position: np.ndarray, object_yaw: flo
                              f"(position error {res.position_error * 1000:.1f} mm)")
         return res.q
 
-    hand_open = np.clip(np.zeros(len(q_start) - len(ARM_JOINTS)), rm.limits.lower[len(ARM_JOINTS):],
-                        rm.limits.upper[len(ARM_JOINTS):])  # fingers straight (the thumb's limit is > 0)
+    n_arm = len(ARM_JOINTS)  # fingers straight (the thumb's limit is > 0), inside the safety's margin
+    hand_open = np.clip(np.zeros(len(q_start) - n_arm), rm.limits.lower[n_arm:] + cfg.limit_margin,
+                        rm.limits.upper[n_arm:] - cfg.limit_margin)
     home = rm.home()
     home[len(ARM_JOINTS):] = hand_open
     q_above = ik(pre_center + np.array([0, 0, cfg.travel_height - cfg.palm_height]), home)
     q_pre = ik(pre_center, q_above)
 
-    t_prof, s_prof, z_prof, phases = profile.samples(dt)
-    # IK along the line at 2.5 mm knots for three palm heights, then joints at the profile's
-    # samples: linear along the line, quadratic (Lagrange) in height.
-    s_knots = np.arange(0.0, s_prof.max() + 0.0025, 0.0025)
-    amp = max(profile.scrub_amplitude, 1e-4)
-    levels = []
-    for dz in (-amp, 0.0, amp):
-        knots = [ik(pre_center + np.array([0, 0, dz]), q_pre)]
-        for s in s_knots[1:]:
-            knots.append(ik(pre_center + d * s + np.array([0, 0, dz]), knots[-1]))
-        knots = np.array(knots)
-        levels.append(np.stack([np.interp(s_prof, s_knots, knots[:, j]) for j in range(knots.shape[1])], axis=1))
-    u = (z_prof / amp)[:, None]
-    q_push = levels[0] * (u * (u - 1) / 2) + levels[1] * (1 - u * u) + levels[2] * (u * (u + 1) / 2)
+    # Slow the push down until its fastest joint is within the safety's speed bound.
+    for _ in range(4):
+        t_prof, s_prof, z_prof, phases, q_push = _push_joints(profile, dt, pre_center, d, q_pre, ik)
+        ratio = float(np.max(np.abs(np.diff(q_push[:, :len(ARM_JOINTS)], axis=0)) / dt
+                             / (cfg.velocity_fraction * rm.limits.velocity[:len(ARM_JOINTS)])))
+        if ratio <= 1.0:
+            break
+        profile = replace(profile, peak_speed=max(profile.creep_speed, profile.peak_speed / (1.02 * ratio)))
+    else:
+        raise ProbeError(f"the push needs joint speeds {ratio:.2f}x the safety bound even when slowed down")
 
     def move_time(qa: np.ndarray, qb: np.ndarray) -> float:
         return max(0.8, 1.875 * float(np.max(np.abs(qb - qa))) / cfg.move_speed)

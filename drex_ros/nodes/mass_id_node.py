@@ -54,6 +54,8 @@ PARAMETERS = {
     "friction_min": 0.1,
     "friction_max": 1.5,
     "threads": 2,
+    "max_rel_std": 0.075,  # relative mass std above this -> unidentifiable (no number)
+    "max_force_misfit": 1.0,  # N RMS between the replay at the fit and the recorded push force
 }
 BUFFER_S = 60.0
 QUEUE = 5000
@@ -231,7 +233,8 @@ class MassIdNode(Node):
     def _on_identify(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         p = self._param
         cfg = MassIdConfig(mass_bounds=(p("mass_min"), p("mass_max")),
-                           friction_bounds=(p("friction_min"), p("friction_max")), nthread=int(p("threads")))
+                           friction_bounds=(p("friction_min"), p("friction_max")), nthread=int(p("threads")),
+                           max_rel_std=float(p("max_rel_std")), max_force_misfit=float(p("max_force_misfit")))
         try:
             rec = self._run_probe()
             saved = ""
