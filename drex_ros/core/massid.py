@@ -6,7 +6,9 @@ Pipeline (each step says why it exists):
    metadata): the resting pose before it (median of many noisy frames, so 2 mm / 1 deg camera
    noise averages down), the push direction, and the window until the object rests again.
    Too-short bags, objects that never moved, lost joint states and missing efforts are clear
-   errors (RecordingError), never a number.
+   errors (RecordingError), never a number. Joint states that contradict their neighbours
+   (mis-stamped: a clock that rounded 8.9999999 s to 8.0 s put the state of one second later
+   among them) are dropped first; more than 0.5% of them and the recording is refused.
 2. Command delay: the driver applies a command some milliseconds after its stamp; fitted on the
    contact-free motion before the push (one batched rollout over a grid of delays).
 3. The recorded push force and its direct reading (force_regression.fit_push): mass and
@@ -30,8 +32,10 @@ Pipeline (each step says why it exists):
 5. Camera clock offset: a 1-D scan of the pose time shift on the fitted replay (re-interpolation,
    no rollouts); the pose residual is reported.
 6. Verdict and standard deviation: the spread of the reading between replays jittered by 1%
-   (the chaos the recording is one sample of). Relative std above `max_rel_std`, a fit at the
-   mass bounds, or no replay reading like the recording -> "unidentifiable", with no mass.
+   (the chaos the recording is one sample of). Relative std above `max_rel_std` (7.5%: twice it
+   within 15%), a fit at the mass bounds, no replay reading like the recording, or a replay at
+   the fit whose push force misses the recorded one sample by sample by more than
+   `max_force_misfit` (the reading agreed, the push did not) -> "unidentifiable", with no mass.
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ Service /drex/identify_mass (std_srvs/Trigger): plans the probe from the latest 
 the object's resting pose (/drex/object_pose), streams it as full 23-joint commands on
 /drex/policy/joint_command (smoother and safety apply), records /joint_states,
 /drex/joint_command and /drex/object_pose meanwhile, identifies (core.massid), and publishes
-/drex/object_mass = [mass_kg, std_kg, friction] latched. An unidentifiable push publishes
-nothing and answers success=false with the reason. Optionally saves each probe as an MCAP bag.
+/drex/object_mass = [mass_kg, std_kg, friction] latched. A probe whose data cannot support an
+estimate (unidentifiable, or a recording the identifier refuses) publishes nothing and answers
+success=false, "unidentifiable: <reason>"; a probe that could not run answers the reason alone.
+Optionally saves each probe as an MCAP bag.
 """
 
 from __future__ import annotations
