@@ -112,3 +112,22 @@ def test_a_moving_object_is_not_accepted_as_seen():
     for k in range(20):
         seq.update(obs(0.05 * (k + 1), object_position=OBJ + [0.01 * k, 0, 0]))
     assert seq.phase is Phase.PERCEIVING
+
+
+def test_unidentifiable_mass_grasps_with_the_fallback_when_configured():
+    seq = TaskSequence(TaskSettings(fallback_mass=1.2), grasp_phases=PHASES)
+    seq.start(0.0)
+    t = 0.0
+    while seq.phase is Phase.PERCEIVING:
+        t += 0.05
+        seq.update(obs(t))
+    actions = seq.update(obs(t + 0.1, identify_done=True, identify_ok=False, identify_message="unidentifiable: flat"))
+    assert actions.publish_fallback_mass and seq.used_fallback and seq.phase is Phase.PROBING
+    actions = seq.update(obs(t + 0.2, identify_done=True, identify_ok=False, identify_message="unidentifiable: flat",
+                             mass=1.2))
+    assert actions.start_grasp and seq.phase is Phase.GRASPING
+    other = TaskSequence(TaskSettings(fallback_mass=1.2))
+    other.start(0.0)
+    other.phase = Phase.IDENTIFYING
+    other.update(obs(1.0, identify_done=True, identify_ok=False, identify_message="joint states were lost"))
+    assert other.phase is Phase.FAILED  # only a verdict of "unidentifiable" falls back

@@ -85,7 +85,9 @@ def _overrides(obj: DemoObject, out: Path, bag: str) -> str:
         "perception_node": {**shape(), "object_name": ""},
         "mass_id_node": {**shape(), "record_dir": str(out)},
         "policy_node": shape(),
-        "task_node": shape(),
+        # When the probe cannot give a number the demo still grasps, as if the object were heavy
+        # (the table says so); the default configuration fails the task instead.
+        "task_node": {**shape(), "fallback_mass": 1.2},
         "recorder": {"path": bag},
     }
     handle = tempfile.NamedTemporaryFile("w", suffix="-demo.yaml", delete=False)
@@ -214,13 +216,16 @@ def print_table(results: list[EpisodeResult]) -> None:
     print(head)
     print("-" * len(head))
     for r in results:
-        err = 100 * (r.mass - r.obj.mass) / r.obj.mass
+        identified = np.isfinite(r.mass_std)  # a fallback mass is announced with std NaN
+        err = f"{100 * (r.mass - r.obj.mass) / r.obj.mass:>7.1f}" if identified else f"{'-':>7}"
+        mass = f"{r.mass:>10.3f}" if identified else f"{'unident.':>10}"
         phases = "".join(f"{r.durations.get(p, float('nan')):>9.1f}" for p in PHASES)
-        print(f"{r.obj.name:<17}{r.obj.mass:>8.3f}{r.mass:>10.3f}{err:>7.1f}{r.state:>8}{phases}{r.wall_s:>8.0f}")
+        print(f"{r.obj.name:<17}{r.obj.mass:>8.3f}{mass}{err}{r.state:>8}{phases}{r.wall_s:>8.0f}")
     for r in results:
         if r.reason:
             print(f"  {r.obj.name}: {r.reason}")
-    print("(phase columns: seconds of sim time)")
+    print("(phase columns: seconds of sim time; 'unident.': the probe gave no trustworthy number and the "
+          "grasp used the fallback mass)")
 
 
 def plot(results: list[EpisodeResult], path: Path) -> None:

@@ -50,6 +50,10 @@ class TaskSettings:
     lift_height: float = 0.10  # m above the start to count as lifted
     hold_time: float = 3.0  # s lifted to count as held
     skip_identification: bool = False  # grasp with a given mass instead (for comparisons)
+    # > 0: when the probe says "unidentifiable", grasp as if the object weighed this much
+    # (announced on /drex/object_mass with std NaN) instead of failing the task.
+    fallback_mass: float = 0.0
+    fallback_friction: float = 0.5
 
 
 @dataclass
@@ -73,6 +77,7 @@ class Actions:
 
     request_identification: bool = False
     start_grasp: bool = False  # plan from start_position, enable the policy, start the arm reference
+    publish_fallback_mass: bool = False  # identification gave no number: announce the fallback mass
     stop: bool = False  # disable the policy and the arm reference
     grasp_time: float | None = None  # seconds into the grasp plan, while grasping/lifting/holding
 
@@ -93,6 +98,7 @@ class TaskSequence:
         self._hold_start_after: float = 0.0
         self._lifted_since: float | None = None
         self._strikes = 0
+        self.used_fallback = False
         if grasp_phases:
             self.set_grasp_phases(grasp_phases)
 
@@ -106,6 +112,7 @@ class TaskSequence:
         if self.phase in ACTIVE:
             return False
         self.durations, self.reason, self.start_position = {}, "", None
+        self.used_fallback = False
         self._settled, self._probe_seen, self._lifted_since, self._strikes = [], False, None, 0
         self._enter(Phase.PERCEIVING, now)
         return True
@@ -171,7 +178,12 @@ class TaskSequence:
     def _identifying(self, obs: Observation) -> Actions:
         if obs.identify_done:
             if not obs.identify_ok:
-                return self.fail(f"mass identification failed: {obs.identify_message}", obs.now)
+                fallback = self.settings.fallback_mass > 0 and obs.identify_message.startswith("unidentifiable")
+                if not fallback:
+                    return self.fail(f"mass identification failed: {obs.identify_message}", obs.now)
+                if not self.used_fallback:
+                    self.used_fallback = True
+                    return Actions(publish_fallback_mass=True)
             if obs.mass is None:
                 return Actions()  # the latched mass message is on its way
             if obs.object_position is None:

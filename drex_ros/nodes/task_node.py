@@ -33,6 +33,8 @@ PARAMETERS = {
     "identify_service": "/drex/identify_mass",
     "policy_enable_service": "/policy_node/enable",
     "skip_identification": False,
+    "fallback_mass": 0.0,          # > 0: grasp as if this heavy when the probe says unidentifiable
+    "fallback_friction": 0.5,
     "lift_height": 0.10,
     "hold_time": 3.0,
     "joint_state_timeout": 1.0,
@@ -66,6 +68,7 @@ class TaskNode(Node):
         self._diag = Diagnostics(self)
         self._state_pub = self.create_publisher(String, "/drex/task_state", LATCHED_QOS)
         self._arm_pub = self.create_publisher(JointState, "/drex/policy/arm_reference", 10)
+        self._mass_pub = self.create_publisher(Float64MultiArray, "/drex/object_mass", LATCHED_QOS)
         self.create_subscription(JointState, "/joint_states", self._on_joints, 10)
         self.create_subscription(PoseStamped, "/drex/object_pose", self._on_pose, 10)
         self.create_subscription(Float64MultiArray, "/drex/object_mass", self._on_mass, LATCHED_QOS)
@@ -86,6 +89,8 @@ class TaskNode(Node):
         for name in ("lift_height", "hold_time", "joint_state_timeout", "object_pose_timeout", "command_timeout"):
             setattr(s, name, float(self._param(name)))
         s.skip_identification = bool(self._param("skip_identification"))
+        s.fallback_mass = float(self._param("fallback_mass"))
+        s.fallback_friction = float(self._param("fallback_friction"))
         return s
 
     def _now(self) -> float:
@@ -175,6 +180,11 @@ class TaskNode(Node):
             obs.object_position, obs.object_pose_time = self._pose[0], self._pose[2]
         actions = self.sequence.update(obs)
         self._serve_pending()
+        if actions.publish_fallback_mass:
+            s = self.sequence.settings
+            self.get_logger().warning(f"mass unidentifiable; grasping with the fallback mass {s.fallback_mass} kg, "
+                                      f"friction {s.fallback_friction} (std NaN = not identified)")
+            self._mass_pub.publish(Float64MultiArray(data=[s.fallback_mass, float("nan"), s.fallback_friction]))
         if actions.request_identification:
             self._request_identification()
         if actions.start_grasp:
