@@ -42,3 +42,4 @@ def test_array_command_needs_every_joint():
     out = check_array_command(home.tolist(), LIMITS)
     assert out.accepted.all()
     np.testing.assert_allclose(out.targets, home)
+

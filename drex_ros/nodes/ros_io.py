@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,8 +27,9 @@ def to_sec(stamp: Time) -> float:
 
 
 def to_stamp(seconds: float) -> Time:
-    sec = math.floor(seconds)
-    return Time(sec=int(sec), nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    # Round once, on the total: rounding the fraction alone turned 8.9999999996 s into 8.0 s.
+    total_ns = int(round(seconds * 1e9))
+    return Time(sec=total_ns // 1_000_000_000, nanosec=total_ns % 1_000_000_000)
 
 
 def make_joint_state(stamp: Time, names: Sequence[str], position: np.ndarray,
