@@ -4,6 +4,8 @@ import fcntl
 import os
 import tempfile
 
+import pytest
+
 _DOMAIN_LOCK = None
 
 
@@ -30,3 +32,19 @@ os.environ["ROS_DOMAIN_ID"] = str(_claim_domain())
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+
+
+@pytest.fixture(scope="module")
+def ros(request):
+    """rclpy up, one test node and its executor for the module (node named after the module)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    rclpy.init()
+    node = rclpy.create_node(request.module.__name__.rsplit(".", 1)[-1])
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    yield node, executor
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.shutdown()

@@ -6,12 +6,10 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from node_process import NodeProcess
-from rclpy.executors import SingleThreadedExecutor
 from ros_helpers import Collector, spin_until
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image
@@ -114,18 +112,6 @@ class Rig:
             return None
         spin_until(self.executor, lambda: find() is not None, timeout)
         return find()
-
-
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    node = rclpy.create_node("perception_node_test")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    yield node, executor
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown()
 
 
 @pytest.fixture(scope="module")

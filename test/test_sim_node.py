@@ -2,11 +2,9 @@
 
 import numpy as np
 import pytest
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from node_process import NodeProcess
-from rclpy.executors import SingleThreadedExecutor
 from ros_helpers import Collector, spin_until
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
@@ -17,18 +15,6 @@ from drex_ros.nodes.ros_io import joint_state_arrays, make_joint_state, to_sec
 
 ARM = JOINT_NAMES.index("panda_joint1")
 FINGER = JOINT_NAMES.index("joint_1.0")
-
-
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    node = rclpy.create_node("sim_node_test")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    yield node, executor
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown()
 
 
 @pytest.fixture(scope="module")

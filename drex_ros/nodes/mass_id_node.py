@@ -18,7 +18,6 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
@@ -34,7 +33,14 @@ from drex_ros.core.probe import ProbeConfig, ProbeError, plan_probe
 from drex_ros.core.probe_recording import write_recording
 from drex_ros.core.robot import JOINT_NAMES, robot_model
 from drex_ros.core.trajectory_match import Recording, yaw_of
-from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, joint_state_arrays, make_joint_state, to_sec
+from drex_ros.nodes.ros_io import (
+    LATCHED_QOS,
+    Diagnostics,
+    joint_state_arrays,
+    make_joint_state,
+    spin_node,
+    to_sec,
+)
 
 PARAMETERS = {
     "object_shape": "box",
@@ -272,18 +278,8 @@ class MassIdNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = MassIdNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    # Several threads: the identify service runs for seconds while the probe's recording goes on.
+    spin_node(MassIdNode, args, lambda: MultiThreadedExecutor(num_threads=4))
 
 
 if __name__ == "__main__":

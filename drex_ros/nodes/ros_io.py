@@ -82,12 +82,21 @@ class Diagnostics:
         self._pub.publish(msg)
 
 
-def spin_node(node_factory, args: list[str] | None = None) -> None:
-    """Entry point body for a node executable: init, spin, shut down cleanly on Ctrl-C."""
+def spin_node(node_factory, args: list[str] | None = None, executor_factory=None) -> None:
+    """Entry point body for a node executable: init, spin, shut down cleanly on Ctrl-C.
+
+    executor_factory: e.g. a MultiThreadedExecutor for a node whose service runs long;
+    default rclpy's single-threaded spin.
+    """
     rclpy.init(args=args)
     node = node_factory()
     try:
-        rclpy.spin(node)
+        if executor_factory is None:
+            rclpy.spin(node)
+        else:
+            executor = executor_factory()
+            executor.add_node(node)
+            executor.spin()
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
