@@ -30,11 +30,14 @@ def _latest_positions(collector: Collector) -> np.ndarray:
 
 def test_joint_states_arrive_at_the_configured_rate(ros, sim):
     node, executor = ros
-    states = Collector(node, JointState, "/joint_states")
+    states = Collector(node, JointState, "/joint_states", qos=1000)
     assert spin_until(executor, lambda: len(states.messages) >= 600, 30), sim.output()
     stamps = np.array([to_sec(m.header.stamp) for m in states.messages])
-    rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    # The publisher's rate from its own stamps; a busy test process may drop samples, which
+    # says nothing about the driver's rate (and is bounded separately below).
+    rate = 1.0 / np.median(np.diff(stamps))
     assert rate == pytest.approx(500.0, rel=0.10)
+    assert len(stamps) / ((stamps[-1] - stamps[0]) * 500.0) > 0.5
     assert list(states.last.name) == list(JOINT_NAMES)
     assert len(states.last.position) == len(states.last.velocity) == len(states.last.effort) == 23
 
