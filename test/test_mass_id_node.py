@@ -83,13 +83,17 @@ def test_probe_moves_the_robot_through_the_chain_and_publishes_the_mass(stack):
     else:
         assert res.message.startswith("unidentifiable:"), f"{res.message}\n{log}"
         assert not spin_until(executor, lambda: mass.last is not None, 1.0)
-    # The probe went through the chain as full 23-joint commands.
-    assert len(commands.messages) > 1000 and len(commands.last.name) == 23
-    assert len(applied.messages) > 1000
+    # The probe went through the chain as full 23-joint commands: seen over DDS here (this busy
+    # test process drains only part of the 250 Hz streams; the writers keep 10 samples) ...
+    assert len(commands.messages) > 100 and len(commands.last.name) == 23
+    assert len(applied.messages) > 100 and len(applied.last.name) == 23
     # The probe was saved as a bag that `drex identify` can read (no ground truth in it).
     bags = list(record.glob("massid_*"))
     assert len(bags) == 1
     data = read_topics(bags[0], ["/joint_states", "/drex/joint_command", "/drex/object_pose"])
+    # ... and in full in the node's own recording: > 4 s of the safety node's output at 250 Hz.
+    applied_rec = data["/drex/joint_command"].fields["position"]
+    assert applied_rec.shape[0] > 1000 and np.all(np.isfinite(applied_rec[-1]))
     assert len(data["/drex/object_pose"]) > 100
     assert np.ptp(data["/drex/object_pose"].fields["position"][:, 0]) > 0.03  # the object was pushed
     executor.remove_node(relay)
