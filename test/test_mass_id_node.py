@@ -91,9 +91,11 @@ def test_probe_moves_the_robot_through_the_chain_and_publishes_the_mass(stack):
     bags = list(record.glob("massid_*"))
     assert len(bags) == 1
     data = read_topics(bags[0], ["/joint_states", "/drex/joint_command", "/drex/object_pose"])
-    # ... and in full in the node's own recording: > 4 s of the safety node's output at 250 Hz.
-    applied_rec = data["/drex/joint_command"].fields["position"]
-    assert applied_rec.shape[0] > 1000 and np.all(np.isfinite(applied_rec[-1]))
+    # ... and across the whole ~10 s push in the node's own recording of the safety output
+    # (its span, not its density: a loaded host drops samples on the way to any subscriber).
+    applied_rec = data["/drex/joint_command"]
+    t = np.where(np.isfinite(applied_rec.stamp), applied_rec.stamp, applied_rec.t)
+    assert np.ptp(t) > 8.0 and len(t) > 250 and np.all(np.isfinite(applied_rec.fields["position"][-1]))
     assert len(data["/drex/object_pose"]) > 100
     assert np.ptp(data["/drex/object_pose"].fields["position"][:, 0]) > 0.03  # the object was pushed
     executor.remove_node(relay)
