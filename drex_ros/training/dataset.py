@@ -16,20 +16,18 @@ from multiprocessing import get_context
 import numpy as np
 from tqdm import tqdm
 
-from drex_ros.core.grasp_plan import GraspPlanError
 from drex_ros.core.policy import ObservationBuilder, PolicyInputs
 from drex_ros.core.policy_contract import ObsField, PolicyContract
 from drex_ros.core.robot import HAND_JOINTS, JOINT_NAMES, robot_model
 from drex_ros.training.episode import (
     CONTROL_RATE_HZ,
     HOLD_CHECK_S,
-    GraspEpisode,
     ObjectSample,
     StepInfo,
     expert_effort,
     expert_hand_targets,
     noisy_expert_controller,
-    sample_object,
+    reachable_episode,
 )
 from drex_ros.training.expert import least_grip_effort, strict_check_start
 
@@ -84,15 +82,10 @@ class EpisodeData:
 def generate_episode(seed: int, mass_range: tuple[float, float] = (0.05, 1.5)) -> EpisodeData | None:
     """Label one random object and record its expert episode (None if no grasp plan exists)."""
     rng = np.random.default_rng(seed)
-    for _ in range(5):  # a few pose draws can be out of reach; redraw
-        obj = sample_object(rng, mass_range=mass_range)
-        try:
-            episode = GraspEpisode(obj)
-            break
-        except GraspPlanError:
-            continue
-    else:
+    episode = reachable_episode(rng, mass_range)
+    if episode is None:
         return None
+    obj = episode.obj
     label = least_grip_effort(episode)
     strict = strict_check_start(episode)
     result = episode.run(noisy_expert_controller(episode.plan, label.label_effort, rng), record=True,

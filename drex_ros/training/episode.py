@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from drex_ros.core.grasp_plan import GraspPlan, plan_grasp
+from drex_ros.core.grasp_plan import GraspPlan, GraspPlanError, plan_grasp
 from drex_ros.core.markers import half_extents
 from drex_ros.core.robot import ARM_JOINTS, HAND_JOINTS, robot_model
 from drex_ros.core.scene import ObjectConfig, Scene, SceneConfig
@@ -234,3 +234,14 @@ def noisy_expert_controller(plan: GraspPlan, grip: float, rng: np.random.Generat
         state = decay * state + np.sqrt(1 - decay * decay) * rng.normal(0.0, sigma, len(state))
         return expert_hand_targets(plan, info.t) + state, expert_effort(plan, info.t, grip)
     return control
+
+
+def reachable_episode(rng: np.random.Generator, mass_range: tuple[float, float],
+                      tries: int = 5) -> GraspEpisode | None:
+    """An episode for a random object, redrawn while its pose is out of reach (None after `tries`)."""
+    for _ in range(tries):
+        try:
+            return GraspEpisode(sample_object(rng, mass_range=mass_range))
+        except GraspPlanError:
+            continue
+    return None

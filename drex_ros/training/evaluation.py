@@ -23,11 +23,10 @@ from multiprocessing import get_context
 import numpy as np
 from tqdm import tqdm
 
-from drex_ros.core.grasp_plan import GraspPlanError
 from drex_ros.core.policy import ObservationBuilder, PolicyModel, decode_action
 from drex_ros.core.robot import HAND_JOINTS, JOINT_NAMES, robot_model
 from drex_ros.training.dataset import policy_inputs
-from drex_ros.training.episode import HAND_EFFORT_LIMIT, GraspEpisode, ObjectSample, StepInfo, sample_object
+from drex_ros.training.episode import HAND_EFFORT_LIMIT, GraspEpisode, ObjectSample, StepInfo, reachable_episode
 from drex_ros.training.expert import least_grip_effort
 
 MASS_RANGE = (0.05, 1.5)
@@ -79,15 +78,10 @@ def eval_object(mass_range: tuple[float, float], seed: int, nominal: float, log_
                 ) -> tuple[GraspEpisode, dict[str, float]] | None:
     """The seeded evaluation object of a bin (redrawn if out of reach) and the mass each condition is given."""
     rng = np.random.default_rng(seed)
-    for _ in range(5):
-        obj = sample_object(rng, mass_range=mass_range)
-        try:
-            episode = GraspEpisode(obj)
-            break
-        except GraspPlanError:
-            continue
-    else:
+    episode = reachable_episode(rng, mass_range)
+    if episode is None:
         return None
+    obj = episode.obj
     return episode, {"true": obj.mass, "identified": identified_mass(obj.mass, rng, log_sigma), "nominal": nominal}
 
 
