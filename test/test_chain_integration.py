@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from node_process import NodeProcess
 from rclpy.executors import SingleThreadedExecutor
 from ros_helpers import Collector, spin_until
 from sensor_msgs.msg import JointState
@@ -21,6 +20,7 @@ from std_srvs.srv import SetBool, Trigger
 from drex_ros.core.policy_build import build_mlp_policy
 from drex_ros.core.policy_contract import ObsField, PolicyContract
 from drex_ros.core.robot import JOINT_NAMES
+from drex_ros.node_process import NodeProcess
 from drex_ros.nodes.ros_io import to_sec
 
 J1 = JOINT_NAMES.index("panda_joint1")

@@ -8,7 +8,6 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
-from node_process import NodeProcess
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from ros_helpers import Collector, spin_until
@@ -20,6 +19,7 @@ from trajectory_msgs.msg import JointTrajectory
 from drex_ros.core.policy_build import build_mlp_policy
 from drex_ros.core.policy_contract import ObsField, PolicyContract
 from drex_ros.core.robot import JOINT_NAMES, robot_model
+from drex_ros.node_process import NodeProcess
 from drex_ros.nodes.policy_node import PolicyNode, PolicyStartupError
 from drex_ros.nodes.ros_io import LATCHED_QOS, make_joint_state, to_sec, to_stamp
 from drex_ros.nodes.safety_node import SafetyNode

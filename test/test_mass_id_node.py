@@ -5,7 +5,6 @@ mass_id_node -> smoother_node -> safety_node -> sim_node, the object pose from a
 import numpy as np
 import pytest
 import rclpy
-from node_process import NodeProcess
 from rclpy.executors import SingleThreadedExecutor
 from ros_helpers import Collector, spin_until
 from sensor_msgs.msg import JointState
@@ -14,6 +13,7 @@ from std_srvs.srv import Trigger
 
 from drex_ros.bench.pose_relay import CameraPoseEmulator
 from drex_ros.core.bag import read_topics
+from drex_ros.node_process import NodeProcess
 from drex_ros.nodes.ros_io import LATCHED_QOS
 
 MASS, FRICTION = 0.4, 0.6

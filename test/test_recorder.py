@@ -2,12 +2,12 @@
 
 import numpy as np
 import rclpy
-from node_process import NodeProcess
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from ros_helpers import spin_until
 
 from drex_ros.core.bag import list_topics, read_topics
+from drex_ros.node_process import NodeProcess
 from drex_ros.nodes.recorder_node import RecorderNode
 
 

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
-from node_process import NodeProcess
 from ros_helpers import Collector, spin_until
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from drex_ros.core.robot import JOINT_NAMES, robot_model
+from drex_ros.node_process import NodeProcess
 from drex_ros.nodes.ros_io import joint_state_arrays, make_joint_state, to_sec
 
 ARM = JOINT_NAMES.index("panda_joint1")

@@ -8,17 +8,13 @@ capture time + offset). Mass identification must cope with all of them.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 from collections import deque
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 
+from drex_ros.node_process import NodeProcess  # noqa: F401 (the bench's launcher, imported from here)
 from drex_ros.nodes.ros_io import to_sec, to_stamp
 
 
@@ -67,37 +63,3 @@ class CameraPoseEmulator(Node):
         while self._pending and self._pending[0][0] <= t:
             self._pub.publish(self._pending.popleft()[1])
             self.published += 1
-
-
-class NodeProcess:
-    """A drex node in its own process (`python -m drex_ros.nodes.NAME --ros-args -p ...`)."""
-
-    def __init__(self, name: str, params: dict[str, object] | None = None) -> None:
-        args = [sys.executable, "-m", f"drex_ros.nodes.{name}", "--ros-args"]
-        for key, value in (params or {}).items():
-            args += ["-p", f"{key}:={_ros_value(value)}"]
-        self.log = tempfile.NamedTemporaryFile(mode="w+", suffix=f"-{name}.log", delete=False)
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ))
-
-    def output(self) -> str:
-        with open(self.log.name) as f:
-            return f.read()
-
-    def stop(self, timeout: float = 10.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        os.unlink(self.log.name)
-        return self.proc.returncode
-
-
-def _ros_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_ros_value(v) for v in value) + "]"
-    return str(value)
