@@ -107,6 +107,12 @@ class TaskSequence:
         self._lift_start_after = phases["lift"][0]
         self._hold_start_after = phases["hold"][0]
 
+    def grasp_elapsed(self, now: float) -> float | None:
+        """Seconds into the grasp plan while grasping, lifting or holding; else None."""
+        if self.phase not in (Phase.GRASPING, Phase.LIFTING, Phase.HOLDING):
+            return None
+        return now - self._grasp_start
+
     # --- transitions ------------------------------------------------------------------------
     def start(self, now: float) -> bool:
         if self.phase in ACTIVE:

@@ -20,7 +20,8 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
 from drex_ros.core.grasp_plan import GraspPlan, GraspPlanError, plan_grasp
-from drex_ros.core.robot import ARM_JOINTS, JOINT_NAMES
+from drex_ros.core.hand_hold import CarriedObject, InHandSettings, object_in_hand
+from drex_ros.core.robot import ARM_JOINTS, JOINT_NAMES, robot_model
 from drex_ros.core.task_sequence import Observation, Phase, TaskSequence, TaskSettings
 from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, joint_state_arrays, make_joint_state, spin_node, to_sec
 
@@ -46,7 +47,10 @@ PARAMETERS = {
     "timeout_grasping": 20.0,
     "timeout_lifting": 10.0,
     "timeout_holding": 10.0,
+    "finger_stall_rad": 0.25,      # a finger this far from its command is blocked by the held object
+    "fresh_pose_s": 0.2,           # a pose this recent is used as seen; older, a held object is carried
 }
+
 
 
 class TaskNode(Node):
@@ -60,6 +64,9 @@ class TaskNode(Node):
         self._joint_time: float | None = None
         self._pose: tuple[np.ndarray, np.ndarray, float] | None = None
         self._command_time: float | None = None
+        self._applied: np.ndarray | None = None  # the last command the robot received (/drex/joint_command)
+        self._carry = CarriedObject()
+        self._robot = robot_model()
         self._mass: float | None = None
         self._identify = {"done": False, "ok": False, "message": ""}
         self._reported = ""
@@ -73,6 +80,7 @@ class TaskNode(Node):
         self.create_subscription(PoseStamped, "/drex/object_pose", self._on_pose, 10)
         self.create_subscription(Float64MultiArray, "/drex/object_mass", self._on_mass, LATCHED_QOS)
         self.create_subscription(JointState, "/drex/policy/joint_command", self._on_command, 10)
+        self.create_subscription(JointState, "/drex/joint_command", self._on_applied, 10)
         clients = MutuallyExclusiveCallbackGroup()
         self._identify_client = self.create_client(Trigger, self._param("identify_service"), callback_group=clients)
         self._enable_client = self.create_client(SetBool, self._param("policy_enable_service"), callback_group=clients)
@@ -113,10 +121,37 @@ class TaskNode(Node):
     def _on_command(self, msg: JointState) -> None:
         self._command_time = self._now()
 
+    def _on_applied(self, msg: JointState) -> None:
+        self._applied = joint_state_arrays(msg, JOINT_NAMES)["position"]
+
+    def _object_estimate(self, now: float) -> tuple[np.ndarray, float] | None:
+        """(position, time) of the object: as seen, or carried with the palm while the hand hides it."""
+        seen = None if self._pose is None else (self._pose[0], self._pose[2])
+        elapsed = self.sequence.grasp_elapsed(now)
+        closing = elapsed is not None and self.plan is not None and elapsed >= self.plan.phases()["close"][0]
+        held = (closing and self._q is not None and self._applied is not None
+                and object_in_hand(self._q, self._applied, InHandSettings(float(self._param("finger_stall_rad")))))
+        if not held:
+            if self._carry.anchored:
+                self._carry.release()
+                if self.sequence.phase in (Phase.LIFTING, Phase.HOLDING):
+                    self._fail(f"object dropped while {self.sequence.phase.value}: the fingers closed on nothing")
+            return seen
+        palm = self._robot.palm_pose(self._q)
+        if not self._carry.anchored and seen is not None:
+            # Last seen resting on the table: it has not moved until the fingers closed on it.
+            self._carry.anchor(palm, seen[0])
+            self.get_logger().info("grip closed on the object: its pose is carried with the palm while hidden")
+        fresh = seen is not None and now - seen[1] <= float(self._param("fresh_pose_s"))
+        if fresh or not self._carry.anchored:
+            return seen
+        return self._carry.position(palm), now
+
     # --- services -------------------------------------------------------------------------
     def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.sequence.settings = self._settings()
         self.plan, self._identify = None, {"done": False, "ok": False, "message": ""}
+        self._carry.release()
         self._pending.clear()
         started = self.sequence.start(self._now())
         response.success = started
@@ -176,8 +211,9 @@ class TaskNode(Node):
         obs = Observation(now=self._now(), joint_state_time=self._joint_time, last_command_time=self._command_time,
                           identify_done=self._identify["done"], identify_ok=self._identify["ok"],
                           identify_message=self._identify["message"], mass=self._mass)
-        if self._pose is not None:
-            obs.object_position, obs.object_pose_time = self._pose[0], self._pose[2]
+        estimate = self._object_estimate(obs.now)
+        if estimate is not None:
+            obs.object_position, obs.object_pose_time = estimate
         actions = self.sequence.update(obs)
         self._serve_pending()
         if actions.publish_fallback_mass:

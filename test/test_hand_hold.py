@@ -1,0 +1,74 @@
+"""In-hand detection and the palm-carried object pose, on real MuJoCo grasps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drex_ros.core.hand_hold import CarriedObject, InHandSettings, blocked_fingers, object_in_hand
+from drex_ros.core.robot import robot_model
+from drex_ros.training.episode import HAND_EFFORT_LIMIT, N_ARM, GraspEpisode, ObjectSample, expert_controller
+
+
+def _grasp(present: bool) -> tuple[list[tuple[float, np.ndarray, np.ndarray, np.ndarray]], GraspEpisode]:
+    """Run the expert grasp; (plan time, measured q, commanded q, object position) every 0.1 s."""
+    ep = GraspEpisode(ObjectSample("box", (0.05, 0.05, 0.06), 0.4, 0.8, (0.55, 0.0), 0.2))
+    scene = ep.scene
+    if not present:  # the same grasp closing on air
+        pos, quat = scene.object_pose()
+        scene.set_object_pose(np.array([0.30, 0.35, pos[2]]), quat)
+    control = expert_controller(ep.plan, 0.9)
+    effort = robot_model().limits.effort.copy()
+    t, rows, k = 0.0, [], 0
+    while t < ep.hold_window[0] + 0.5:
+        info = ep._info(t)
+        hand, grip = control(info)
+        command = np.concatenate([ep.plan.arm_targets(t), hand])
+        scene.set_targets(command)
+        effort[N_ARM:] = grip * HAND_EFFORT_LIMIT
+        scene.set_effort_limits(effort)
+        scene.step(ep.substeps)
+        t += ep.dt
+        k += 1
+        if k % 5 == 0:
+            rows.append((t, scene.joint_positions(), command, scene.object_pose()[0]))
+    return rows, ep
+
+
+@pytest.fixture(scope="module")
+def grasps():
+    return {present: _grasp(present) for present in (True, False)}
+
+
+def test_held_object_blocks_the_fingers_and_air_does_not(grasps):
+    for present, (rows, ep) in grasps.items():
+        t_closed = ep.plan.phases()["close"][1]
+        after = [object_in_hand(q, cmd) for t, q, cmd, _ in rows if t > t_closed + 0.3]
+        before = [object_in_hand(q, cmd) for t, q, cmd, _ in rows if t < ep.plan.phases()["close"][0] - 0.5]
+        assert not any(before), "an open hand moving to the object must not look like a grasp"
+        if present:
+            assert all(after), "the fingers closed on the object must read as holding it"
+            assert min(blocked_fingers(q, c, InHandSettings()) for t, q, c, _ in rows if t > t_closed + 0.3) >= 3
+        else:
+            assert not any(after), "a hand closed on air must not read as holding anything"
+
+
+def test_carried_pose_follows_the_lifted_object(grasps):
+    rows, ep = grasps[True]
+    robot = robot_model()
+    carry = CarriedObject()
+    lift_start = ep.plan.phases()["lift"][0]
+    errors, rise = [], 0.0
+    for t, q, cmd, gt in rows:
+        if not carry.anchored and t > ep.plan.phases()["close"][1] and object_in_hand(q, cmd):
+            carry.anchor(robot.palm_pose(q), rows[0][3])  # the resting pose seen before the grasp
+        if carry.anchored and t > lift_start:
+            errors.append(np.linalg.norm(carry.position(robot.palm_pose(q)) - gt))
+            rise = max(rise, gt[2] - rows[0][3][2])
+    assert rise > 0.10, "the expert grasp must lift the object for this test to mean anything"
+    assert max(errors) < 0.015, f"carried pose off by {1000 * max(errors):.1f} mm"
+
+
+def test_carry_needs_an_anchor():
+    with pytest.raises(RuntimeError):
+        CarriedObject().position(robot_model().palm_pose(robot_model().home()))
