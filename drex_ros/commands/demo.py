@@ -13,9 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,6 +22,7 @@ import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
+STARTUP_S = 120.0  # eight Python processes importing rclpy, MuJoCo and pinocchio on a busy 2-core host
 PHASES = ("perceiving", "probing", "identifying", "grasping", "lifting", "holding")
 
 
@@ -44,7 +42,7 @@ class DemoObject:
 OBJECTS = [
     DemoObject("light box", "box", [0.05, 0.05, 0.05], 0.35, 0.8),
     DemoObject("medium cylinder", "cylinder", [0.025, 0.08], 0.7, 0.9),
-    DemoObject("heavy box", "box", [0.05, 0.05, 0.07], 1.1, 1.0, yaw=0.3),
+    DemoObject("heavy box", "box", [0.05, 0.05, 0.06], 1.0, 0.9, yaw=0.3),
 ]
 
 
@@ -61,6 +59,13 @@ class EpisodeResult:
     height: list[tuple[float, float]] = field(default_factory=list)  # (sim time, object z) ground truth
     bag: str = ""
 
+    def final_lift_cm(self) -> float:
+        """Ground-truth height gain of the object when the episode ended (cm)."""
+        if not self.height:
+            return float("nan")
+        z = np.array([h for _, h in self.height])
+        return 100.0 * float(z[-1] - z[0])
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out"), help="folder for the table, plots and bags")
@@ -68,20 +73,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=240.0, help="wall seconds allowed per object")
     parser.add_argument("--policy-model", default="", help="ONNX policy instead of the shipped one")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+    parser.add_argument("--one-process", action="store_true",
+                        help="run the stack as `drex bringup` (one process) instead of a process per node")
 
 
-def _overrides(obj: DemoObject, out: Path, bag: str) -> str:
+def _overrides(obj: DemoObject, out: Path, bag: str, real_time_factor: float) -> str:
     import yaml
 
     def shape() -> dict:  # a fresh copy each time: rcl's YAML parser refuses aliases
         return {"object_shape": obj.shape, "object_size": [float(s) for s in obj.size]}
 
     params = {
-        # Half real time and 250 Hz joint states (>= 200 Hz, as the hardware) keep a 2-core
+        # Below real time and 250 Hz joint states (>= 200 Hz, as the hardware) keep a 2-core
         # machine ahead of eight Python nodes and 15 Hz rendering; everything runs on sim time.
         "sim_node": {**shape(), "object_mass": obj.mass, "object_friction": obj.friction,
                      "object_position": list(obj.position), "object_yaw": obj.yaw,
-                     "real_time_factor": 0.5, "joint_state_rate_hz": 250.0},
+                     "real_time_factor": real_time_factor, "joint_state_rate_hz": 250.0},
         "perception_node": {**shape(), "object_name": ""},
         "mass_id_node": {**shape(), "record_dir": str(out)},
         "policy_node": shape(),
@@ -96,49 +103,56 @@ def _overrides(obj: DemoObject, out: Path, bag: str) -> str:
     return handle.name
 
 
-def _start_processes(ros_args: list[str], log_dir: Path, names: list[str]) -> dict[str, subprocess.Popen]:
-    """Each node in its own process, as `ros2 launch` runs them (no shared GIL, both cores used)."""
-    procs = {}
-    for name in names:
-        log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
-        procs[name] = subprocess.Popen([sys.executable, "-m", f"drex_ros.nodes.{name}", *ros_args],
-                                       stdout=log, stderr=subprocess.STDOUT)
-    return procs
+# The policy side stops first; safety keeps holding until the rest are down.
+STOP_ORDER = ("task_node", "policy_node", "mass_id_node", "perception_node", "smoother_node", "recorder_node",
+              "safety_node", "sim_node")
 
 
-def _stop_processes(procs: dict[str, subprocess.Popen]) -> None:
-    """The policy side first; safety keeps holding until the rest are down."""
-    order = ["task_node", "policy_node", "mass_id_node", "perception_node", "smoother_node", "recorder_node",
-             "safety_node", "sim_node"]
-    for name in sorted(procs, key=lambda n: order.index(n) if n in order else 0):
-        proc = procs[name]
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+# Sim speed per mode: one process shares one GIL between all nodes and the renderer.
+REAL_TIME_FACTOR = {False: 0.5, True: 0.3}
 
 
-def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_model: str) -> EpisodeResult:
+def start_stack(obj: DemoObject, out: Path, stem: str, policy_model: str,
+                one_process: bool = False) -> tuple[dict, Path, Path]:
+    """The whole stack for one object: a process per node (as `ros2 launch` runs it) or `drex bringup`.
+
+    Returns (processes by name, the log holding task_node's output, the temporary parameter file).
+    """
+    from drex_ros.commands.bringup import SIM, STACK, default_config_dir, ros_arguments
+    from drex_ros.node_process import NodeProcess
+
+    log_dir = out / f"{stem}_logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    bag = str(out / f"{stem}.mcap")
+    overrides = Path(_overrides(obj, out, bag, REAL_TIME_FACTOR[one_process]))
+    if one_process:
+        argv = ["bringup", "--sim", "--params-file", str(overrides), "--record", bag]
+        if policy_model:
+            argv += ["--policy-model", policy_model]
+        procs = {"bringup": NodeProcess("bringup", module="drex_ros.cli", argv=argv,
+                                        log_path=log_dir / "bringup.log")}
+        return procs, log_dir / "bringup.log", overrides
+    ros_args = ros_arguments(default_config_dir(), {**STACK, **SIM}, [overrides], True, policy_model)
+    procs = {name: NodeProcess(name, ros_args=ros_args, log_path=log_dir / f"{name}.log")
+             for name in [*SIM, *STACK, "recorder_node"]}
+    return procs, log_dir / "task_node.log", overrides
+
+
+def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_model: str,
+                one_process: bool = False) -> EpisodeResult:
     import rclpy
     from geometry_msgs.msg import PoseStamped
     from rclpy.executors import SingleThreadedExecutor
     from std_msgs.msg import Float64MultiArray, String
     from std_srvs.srv import Trigger
 
-    from drex_ros.commands.bringup import SIM, STACK, default_config_dir, ros_arguments
+    from drex_ros.node_process import stop_all
     from drex_ros.nodes.ros_io import LATCHED_QOS, to_sec
 
     result = EpisodeResult(obj)
     stem = f"{index}_{obj.name.replace(' ', '_')}"
     result.bag = str(out / f"{stem}.mcap")
-    log_dir = out / f"{stem}_logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    overrides = Path(_overrides(obj, out, result.bag))
-    ros_args = ros_arguments(default_config_dir(), {**STACK, **SIM}, [overrides], True, policy_model)
-    procs = _start_processes(ros_args, log_dir, [*SIM, *STACK, "recorder_node"])
+    procs, task_log, overrides = start_stack(obj, out, stem, policy_model, one_process)
     rclpy.init()
     watcher = rclpy.create_node("demo_watcher", parameter_overrides=[rclpy.parameter.Parameter(
         "use_sim_time", value=True)])
@@ -162,9 +176,9 @@ def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_m
     def wait(condition, limit: float) -> bool:
         while time.monotonic() - start < limit and not condition():
             executor.spin_once(timeout_sec=0.05)
-            dead = [n for n, p in procs.items() if p.poll() is not None]
+            dead = [n for n, p in procs.items() if not p.alive()]
             if dead:
-                result.state, result.reason = "failed", f"{', '.join(dead)} exited (logs in {log_dir})"
+                result.state, result.reason = "failed", f"{', '.join(dead)} exited (logs in {task_log.parent})"
                 return False
         return condition()
 
@@ -174,24 +188,25 @@ def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_m
         client = watcher.create_client(Trigger, "/drex/start_task")
         needed = [client, watcher.create_client(Trigger, "/drex/identify_mass"),
                   watcher.create_client(SetBool, "/policy_node/enable")]
-        if not wait(lambda: all(c.service_is_ready() for c in needed) and len(result.height) > 50, 60.0):
+        if not wait(lambda: all(c.service_is_ready() for c in needed) and len(result.height) > 50, STARTUP_S):
             result.state = "failed"
-            result.reason = result.reason or "the stack did not come up within 60 s"
+            result.reason = result.reason or f"the stack did not come up within {STARTUP_S:.0f} s"
             return result
         future = client.call_async(Trigger.Request())
         if wait(lambda: result.state in ("done", "failed"), timeout) is False and result.state != "failed":
             result.state, result.reason = "failed", f"demo timeout after {timeout:.0f} s (state {result.state})"
-        result.durations = _phase_durations(log_dir / "task_node.log")
-        if result.state == "failed" and not result.reason:
-            result.reason = _failure_reason(log_dir / "task_node.log")
         del future
     finally:
         result.wall_s = time.monotonic() - start
-        _stop_processes(procs)
+        stop_all(procs, STOP_ORDER)
         executor.shutdown()
         watcher.destroy_node()
         rclpy.shutdown()
         overrides.unlink(missing_ok=True)
+    # The node logs are complete (flushed) only once their processes have exited.
+    result.durations = _phase_durations(task_log)
+    if result.state == "failed" and not result.reason:
+        result.reason = _failure_reason(task_log)
     return result
 
 
@@ -205,13 +220,13 @@ def _phase_durations(task_log: Path) -> dict[str, float]:
 
 
 def _failure_reason(task_log: Path) -> str:
-    reasons = [line.split("task state: failed", 1)[1].strip(" ()") for line in task_log.read_text().splitlines()
-               if "task state: failed" in line]
+    marker = "task state: failed ("
+    reasons = [line.split(marker, 1)[1].rstrip()[:-1] for line in task_log.read_text().splitlines() if marker in line]
     return reasons[-1] if reasons else ""
 
 
 def print_table(results: list[EpisodeResult]) -> None:
-    head = f"{'object':<17}{'true kg':>8}{'ident. kg':>10}{'err %':>7}{'grasp':>8}" + "".join(
+    head = f"{'object':<17}{'true kg':>8}{'ident. kg':>10}{'err %':>7}{'grasp':>8}{'lift cm':>8}" + "".join(
         f"{p[:7]:>9}" for p in PHASES) + f"{'wall s':>8}"
     print(head)
     print("-" * len(head))
@@ -220,12 +235,14 @@ def print_table(results: list[EpisodeResult]) -> None:
         err = f"{100 * (r.mass - r.obj.mass) / r.obj.mass:>7.1f}" if identified else f"{'-':>7}"
         mass = f"{r.mass:>10.3f}" if identified else f"{'unident.':>10}"
         phases = "".join(f"{r.durations.get(p, float('nan')):>9.1f}" for p in PHASES)
-        print(f"{r.obj.name:<17}{r.obj.mass:>8.3f}{mass}{err}{r.state:>8}{phases}{r.wall_s:>8.0f}")
+        print(f"{r.obj.name:<17}{r.obj.mass:>8.3f}{mass}{err}{r.state:>8}{r.final_lift_cm():>8.1f}{phases}"
+              f"{r.wall_s:>8.0f}")
     for r in results:
         if r.reason:
             print(f"  {r.obj.name}: {r.reason}")
-    print("(phase columns: seconds of sim time; 'unident.': the probe gave no trustworthy number and the "
-          "grasp used the fallback mass)")
+    print("(lift cm: the object's height gain at the end, from the simulator's ground truth, which the stack "
+          "never sees; phase columns: seconds of sim time; 'unident.': the probe gave no trustworthy number and "
+          "the grasp used the fallback mass)")
 
 
 def plot(results: list[EpisodeResult], path: Path) -> None:
@@ -261,13 +278,14 @@ def run(args: argparse.Namespace) -> int:
     for i, obj in enumerate(OBJECTS[: args.objects], start=1):
         print(f"\n=== object {i}: {obj.name}, {obj.mass} kg (unknown to the stack), friction {obj.friction} ===",
               flush=True)
-        results.append(run_episode(obj, args.out, i, args.timeout, args.policy_model))
+        results.append(run_episode(obj, args.out, i, args.timeout, args.policy_model, args.one_process))
         print(f"=== {obj.name}: {results[-1].state} ===", flush=True)
     print()
     print_table(results)
     plot(results, args.out / "demo_summary.png")
     summary = [{"object": r.obj.name, "true_mass": r.obj.mass, "identified_mass": r.mass, "mass_std": r.mass_std,
-                "friction": r.friction, "result": r.state, "reason": r.reason, "phases_s": r.durations,
+                "friction": r.friction, "result": r.state, "final_lift_cm_ground_truth": r.final_lift_cm(),
+                "reason": r.reason, "phases_s": r.durations,
                 "wall_s": r.wall_s, "bag": r.bag} for r in results]
     (args.out / "demo_results.json").write_text(json.dumps(summary, indent=2))
     print(f"\nwrote {args.out / 'demo_summary.png'}, {args.out / 'demo_results.json'} and one bag per object")

@@ -8,6 +8,7 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -99,6 +100,10 @@ def spin_node(node_factory, args: list[str] | None = None, executor_factory=None
             executor.spin()
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
+    except RCLError:
+        if rclpy.ok():
+            raise
+        # Ctrl-C invalidated the context while a callback was publishing: that is a shutdown.
     finally:
         node.destroy_node()
         if rclpy.ok():
