@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drex_ros.core.hand_hold import CarriedObject, InHandSettings, blocked_fingers, object_in_hand
+from drex_ros.core.hand_hold import (
+    CarriedObject,
+    HeldObjectTracker,
+    InHandSettings,
+    blocked_fingers,
+    object_in_hand,
+)
 from drex_ros.core.robot import robot_model
 from drex_ros.training.episode import HAND_EFFORT_LIMIT, N_ARM, GraspEpisode, ObjectSample, expert_controller
 
@@ -72,3 +78,31 @@ def test_carried_pose_follows_the_lifted_object(grasps):
 def test_carry_needs_an_anchor():
     with pytest.raises(RuntimeError):
         CarriedObject().position(robot_model().palm_pose(robot_model().home()))
+
+
+def test_tracker_carries_while_hidden_and_reports_a_drop_only_when_it_persists(grasps):
+    rows, ep = grasps[True]
+    robot = robot_model()
+    tracker = HeldObjectTracker(robot.palm_pose, InHandSettings(release_after_s=1.0))
+    rest = rows[0][3]
+    t_close = ep.plan.phases()["close"][0]
+    events, errors = [], []
+    for t, q, cmd, gt in rows:
+        seen = (rest, 0.0)  # the camera saw the object resting before the grasp and never again
+        estimate, event = tracker.update(t, seen, q, cmd, closing=t >= t_close)
+        events.append(event)
+        if t > ep.plan.phases()["lift"][0]:
+            assert estimate is not None and estimate[1] == t, "a held, hidden object must be carried"
+            errors.append(np.linalg.norm(estimate[0] - gt))
+    assert events.count("anchored") == 1 and "dropped" not in events
+    assert max(errors) < 0.015
+    # No live command (a silent policy) is no verdict: the object stays carried.
+    t, q = rows[-1][0], rows[-1][1]
+    for dt in (0.5, 1.5, 2.5):
+        estimate, event = tracker.update(t + dt, (rest, 0.0), q, None, closing=True)
+        assert event == "" and estimate[1] == t + dt
+    # The policy blends in from the measured position for a moment: not a drop.
+    _, event = tracker.update(t + 0.1, (rest, 0.0), q, q, closing=True)
+    assert event == "" and tracker.carry.anchored
+    _, event = tracker.update(t + 1.2, (rest, 0.0), q, q, closing=True)
+    assert event == "dropped" and not tracker.carry.anchored

@@ -24,8 +24,11 @@ def run_to_grasp(seq: TaskSequence) -> float:
     for _ in range(20):  # the push: commands flowing
         t += 0.05
         seq.update(obs(t, last_command_time=t))
-    t += 0.5
-    seq.update(obs(t, last_command_time=t - 0.5))
+    t += 0.5 * seq.settings.probe_gap
+    seq.update(obs(t, last_command_time=t - 0.5 * seq.settings.probe_gap))
+    assert seq.phase is Phase.PROBING, "a short pause in the probe's commands is not its end"
+    t += seq.settings.probe_gap
+    seq.update(obs(t, last_command_time=t - 1.5 * seq.settings.probe_gap))
     assert seq.phase is Phase.IDENTIFYING
     t += 1.0
     actions = seq.update(obs(t, last_command_time=t - 1.5, identify_done=True, identify_ok=True, mass=0.4))

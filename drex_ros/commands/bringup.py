@@ -98,26 +98,40 @@ def start_nodes(names: list[str]) -> dict[str, object]:
 
 
 def shutdown_nodes(nodes: dict[str, object], executor) -> None:
-    """Policy off first, the safety node holds the measured position, then everything stops."""
+    """Policy off first, the safety node holds the measured position, then everything stops.
+
+    A callback still running in another executor thread (an identification finishing, say) may
+    touch a node that is already gone; that must not stop the rest - the recorder above all,
+    which writes the bag's metadata when it is destroyed.
+    """
     for name in ("task_node", "policy_node", "mass_id_node"):
         node = nodes.pop(name, None)
         if node is not None:
-            executor.remove_node(node)
-            node.destroy_node()
+            _quietly(executor.remove_node, node)
+            _quietly(node.destroy_node)
     safety = nodes.get("safety_node")
     if safety is not None and hasattr(safety, "hold"):
-        safety.hold("bringup shutting down")
+        _quietly(safety.hold, "bringup shutting down")
     deadline = time.monotonic() + HOLD_SECONDS
     while time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.02)
+        _quietly(executor.spin_once, timeout_sec=0.02)
     for node in nodes.values():
-        executor.remove_node(node)
-        node.destroy_node()
+        _quietly(executor.remove_node, node)
+        _quietly(node.destroy_node)
+
+
+def _quietly(call, *args, **kwargs) -> None:
+    """Run one shutdown step; report (not raise) what a node torn down mid-callback throws."""
+    try:
+        call(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 (any failure here must not skip the remaining steps)
+        print(f"drex bringup: during shutdown, {type(exc).__name__}: {exc}")
 
 
 def run(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
     config_dir = args.config_dir or default_config_dir()
     files = {**STACK, **(SIM if args.sim else {})}
@@ -127,7 +141,10 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"drex bringup: {exc}")
         return 2
-    rclpy.init(args=ros_args + getattr(args, "ros_args", [])[1:])  # user's --ros-args come last and win
+    # rclpy's own SIGINT handler would invalidate the context before the safety node could hold:
+    # Ctrl-C arrives here as KeyboardInterrupt instead, and the orderly shutdown below runs first.
+    rclpy.init(args=ros_args + getattr(args, "ros_args", [])[1:],  # user's --ros-args come last and win
+               signal_handler_options=SignalHandlerOptions.NO)
     executor = MultiThreadedExecutor(num_threads=4)
     order = (list(SIM) if args.sim else []) + list(STACK)
     nodes = start_nodes(order)

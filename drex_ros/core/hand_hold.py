@@ -17,6 +17,7 @@ falls back into view, so a carried pose is never reported for an object that is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,10 @@ _FINGER_INDEX = {f: [JOINT_NAMES.index(j) for j in joints] for f, joints in FING
 class InHandSettings:
     stall_rad: float = 0.25  # a finger this far from its commanded position is blocked by the object
     min_fingers: int = 2  # blocked fingers needed to call the object held
+    fresh_pose_s: float = 0.2  # a camera pose this recent is used as seen; older, a held object is carried
+    # Free fingers must persist this long before the object counts as gone: a policy blending in
+    # again after a refusal commands the measured position for a moment, like an empty hand.
+    release_after_s: float = 1.0
 
 
 def blocked_fingers(measured: np.ndarray, commanded: np.ndarray, settings: InHandSettings) -> int:
@@ -69,3 +74,48 @@ class CarriedObject:
         if self._in_palm is None:
             raise RuntimeError("no carried object: anchor() it when the grip closes")
         return palm.translation + palm.rotation @ self._in_palm
+
+
+class HeldObjectTracker:
+    """The object's position for the task: as seen, or carried with the palm while held and hidden.
+
+    update() returns the estimate (position, time) or None, and an event: "anchored" when the
+    grip closed on the object, "dropped" when a held object's fingers came free for good.
+    """
+
+    def __init__(self, palm_pose: Callable[[np.ndarray], pin.SE3], settings: InHandSettings | None = None) -> None:
+        self.palm_pose, self.settings = palm_pose, settings or InHandSettings()
+        self.carry = CarriedObject()
+        self._free_since: float | None = None
+
+    def reset(self) -> None:
+        self.carry.release()
+        self._free_since = None
+
+    def update(self, now: float, seen: tuple[np.ndarray, float] | None, measured: np.ndarray | None,
+               commanded: np.ndarray | None, closing: bool) -> tuple[tuple[np.ndarray, float] | None, str]:
+        """seen: (position, stamp) of the last camera pose; closing: the grasp has reached its close phase;
+        commanded: the hand's live command, None when there is none (then a held object stays held)."""
+        s = self.settings
+        if commanded is None and self.carry.anchored and measured is not None:
+            held = True  # no live command to compare with (a silent policy): no verdict, keep carrying
+        else:
+            held = closing and measured is not None and commanded is not None and object_in_hand(measured, commanded, s)
+        event = ""
+        if held:
+            self._free_since = None
+        elif self.carry.anchored:
+            self._free_since = now if self._free_since is None else self._free_since
+            held = now - self._free_since < s.release_after_s
+            if not held:
+                self.reset()
+                event = "dropped"
+        if not held:
+            return seen, event
+        palm = self.palm_pose(measured)
+        if not self.carry.anchored and seen is not None:
+            self.carry.anchor(palm, seen[0])  # last seen resting on the table, untouched until the grip closed
+            event = "anchored"
+        if (seen is not None and now - seen[1] <= s.fresh_pose_s) or not self.carry.anchored:
+            return seen, event
+        return (self.carry.position(palm), now), event

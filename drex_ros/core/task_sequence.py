@@ -49,6 +49,9 @@ class TaskSettings:
     settle_tolerance: float = 0.003  # m
     lift_height: float = 0.10  # m above the start to count as lifted
     hold_time: float = 3.0  # s lifted to count as held
+    # The probe streams commands at 250 Hz; a pause this long means it is over and the mass-ID
+    # node is computing (long enough that a busy host's scheduling hiccup is not taken for it).
+    probe_gap: float = 1.0
     skip_identification: bool = False  # grasp with a given mass instead (for comparisons)
     # > 0: when the probe says "unidentifiable", grasp as if the object weighed this much
     # (announced on /drex/object_mass with std NaN) instead of failing the task.
@@ -195,7 +198,8 @@ class TaskSequence:
             if obs.object_position is None:
                 return Actions()
             return self._begin_grasp(obs)
-        commands_flowing = obs.last_command_time is not None and obs.now - obs.last_command_time < 0.3
+        last = obs.last_command_time
+        commands_flowing = last is not None and obs.now - last < self.settings.probe_gap
         self._probe_seen |= commands_flowing
         if self.phase is Phase.PROBING and self._probe_seen and not commands_flowing:
             self._enter(Phase.IDENTIFYING, obs.now)

@@ -20,7 +20,7 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
 from drex_ros.core.grasp_plan import GraspPlan, GraspPlanError, plan_grasp
-from drex_ros.core.hand_hold import CarriedObject, InHandSettings, object_in_hand
+from drex_ros.core.hand_hold import HeldObjectTracker, InHandSettings
 from drex_ros.core.robot import ARM_JOINTS, JOINT_NAMES, robot_model
 from drex_ros.core.task_sequence import Observation, Phase, TaskSequence, TaskSettings
 from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, joint_state_arrays, make_joint_state, spin_node, to_sec
@@ -49,6 +49,7 @@ PARAMETERS = {
     "timeout_holding": 10.0,
     "finger_stall_rad": 0.25,      # a finger this far from its command is blocked by the held object
     "fresh_pose_s": 0.2,           # a pose this recent is used as seen; older, a held object is carried
+    "release_after_s": 1.0,        # fingers free this long (sim s) = the held object is gone
 }
 
 
@@ -64,14 +65,19 @@ class TaskNode(Node):
         self._joint_time: float | None = None
         self._pose: tuple[np.ndarray, np.ndarray, float] | None = None
         self._command_time: float | None = None
-        self._applied: np.ndarray | None = None  # the last command the robot received (/drex/joint_command)
-        self._carry = CarriedObject()
-        self._robot = robot_model()
+        # The policy's last full-robot command: what the fingers are trying to reach. (Not the safety
+        # output: a safety hold commands the measured position, which would hide a held object.)
+        self._commanded: np.ndarray | None = None
+        self._held = HeldObjectTracker(robot_model().palm_pose, InHandSettings(
+            stall_rad=float(self._param("finger_stall_rad")), fresh_pose_s=float(self._param("fresh_pose_s")),
+            release_after_s=float(self._param("release_after_s"))))
         self._mass: float | None = None
         self._identify = {"done": False, "ok": False, "message": ""}
         self._reported = ""
         self._pending: dict[str, float] = {}  # call -> when it was asked for
         self._enable_in_flight = False
+        self._identify_sent = False
+        self._identify_server_lost: float | None = None
         self._diag = Diagnostics(self)
         self._state_pub = self.create_publisher(String, "/drex/task_state", LATCHED_QOS)
         self._arm_pub = self.create_publisher(JointState, "/drex/policy/arm_reference", 10)
@@ -80,7 +86,6 @@ class TaskNode(Node):
         self.create_subscription(PoseStamped, "/drex/object_pose", self._on_pose, 10)
         self.create_subscription(Float64MultiArray, "/drex/object_mass", self._on_mass, LATCHED_QOS)
         self.create_subscription(JointState, "/drex/policy/joint_command", self._on_command, 10)
-        self.create_subscription(JointState, "/drex/joint_command", self._on_applied, 10)
         clients = MutuallyExclusiveCallbackGroup()
         self._identify_client = self.create_client(Trigger, self._param("identify_service"), callback_group=clients)
         self._enable_client = self.create_client(SetBool, self._param("policy_enable_service"), callback_group=clients)
@@ -120,39 +125,28 @@ class TaskNode(Node):
 
     def _on_command(self, msg: JointState) -> None:
         self._command_time = self._now()
-
-    def _on_applied(self, msg: JointState) -> None:
-        self._applied = joint_state_arrays(msg, JOINT_NAMES)["position"]
+        self._commanded = joint_state_arrays(msg, JOINT_NAMES)["position"]
 
     def _object_estimate(self, now: float) -> tuple[np.ndarray, float] | None:
         """(position, time) of the object: as seen, or carried with the palm while the hand hides it."""
         seen = None if self._pose is None else (self._pose[0], self._pose[2])
         elapsed = self.sequence.grasp_elapsed(now)
         closing = elapsed is not None and self.plan is not None and elapsed >= self.plan.phases()["close"][0]
-        held = (closing and self._q is not None and self._applied is not None
-                and object_in_hand(self._q, self._applied, InHandSettings(float(self._param("finger_stall_rad")))))
-        if not held:
-            if self._carry.anchored:
-                self._carry.release()
-                if self.sequence.phase in (Phase.LIFTING, Phase.HOLDING):
-                    self._fail(f"object dropped while {self.sequence.phase.value}: the fingers closed on nothing")
-            return seen
-        palm = self._robot.palm_pose(self._q)
-        if not self._carry.anchored and seen is not None:
-            # Last seen resting on the table: it has not moved until the fingers closed on it.
-            self._carry.anchor(palm, seen[0])
+        live = self._command_time is not None and now - self._command_time <= float(self._param("command_timeout"))
+        estimate, event = self._held.update(now, seen, self._q, self._commanded if live else None, closing)
+        if event == "anchored":
             self.get_logger().info("grip closed on the object: its pose is carried with the palm while hidden")
-        fresh = seen is not None and now - seen[1] <= float(self._param("fresh_pose_s"))
-        if fresh or not self._carry.anchored:
-            return seen
-        return self._carry.position(palm), now
+        elif event == "dropped" and self.sequence.phase in (Phase.LIFTING, Phase.HOLDING):
+            self._fail(f"object dropped while {self.sequence.phase.value}: the fingers closed on nothing")
+        return estimate
 
     # --- services -------------------------------------------------------------------------
     def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.sequence.settings = self._settings()
         self.plan, self._identify = None, {"done": False, "ok": False, "message": ""}
-        self._carry.release()
+        self._held.reset()
         self._pending.clear()
+        self._identify_sent = False
         started = self.sequence.start(self._now())
         response.success = started
         response.message = "task started" if started else f"a task is already running ({self.sequence.phase})"
@@ -178,6 +172,7 @@ class TaskNode(Node):
                 del self._pending["identify"]
                 self.get_logger().info("asking the mass-ID node to push and identify")
                 self._identify_client.call_async(Trigger.Request()).add_done_callback(self._on_identified)
+                self._identify_sent, self._identify_server_lost = True, None
             elif now - self._pending["identify"] > SERVICE_GRACE_S:
                 del self._pending["identify"]
                 self._fail(f"mass identification service {self._param('identify_service')} is not available")
@@ -188,6 +183,18 @@ class TaskNode(Node):
             elif now - self._pending["enable"] > SERVICE_GRACE_S:
                 del self._pending["enable"]
                 self._fail(f"policy enable service {self._param('policy_enable_service')} is not available")
+
+    def _watch_identify_server(self) -> None:
+        """A mass-ID node that dies mid-probe never answers: notice its service vanish instead of waiting."""
+        waiting = self._identify_sent and not self._identify["done"] and self.sequence.phase in (
+            Phase.PROBING, Phase.IDENTIFYING)
+        if not waiting or self._identify_client.service_is_ready():
+            self._identify_server_lost = None
+            return
+        now = self._now()
+        self._identify_server_lost = self._identify_server_lost or now
+        if now - self._identify_server_lost > SERVICE_GRACE_S:
+            self._fail(f"the mass-ID node went away during the probe ({self._param('identify_service')} vanished)")
 
     def _on_identified(self, future) -> None:
         result = future.result()
@@ -216,6 +223,7 @@ class TaskNode(Node):
             obs.object_position, obs.object_pose_time = estimate
         actions = self.sequence.update(obs)
         self._serve_pending()
+        self._watch_identify_server()
         if actions.publish_fallback_mass:
             s = self.sequence.settings
             self.get_logger().warning(f"mass unidentifiable; grasping with the fallback mass {s.fallback_mass} kg, "

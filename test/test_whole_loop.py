@@ -1,0 +1,82 @@
+"""The whole loop as a user runs it, judged by the simulator's ground truth (which the stack never sees).
+
+1. `drex bringup` (every node in one process) runs a full episode - perceive, push, identify,
+   grasp, lift, hold - and ends in `done` with the object really 10 cm up.
+2. Every node in its own process (as `ros2 launch` runs them); the policy process is killed
+   while the arm lifts the object: the task ends in `failed`, and the robot holds still.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from ros_helpers import Collector, spin_until
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import SetBool, Trigger
+
+from drex_ros.commands.demo import OBJECTS, STOP_ORDER, run_episode, start_stack
+from drex_ros.core.robot import ARM_JOINTS
+from drex_ros.node_process import stop_all
+from drex_ros.nodes.ros_io import LATCHED_QOS, joint_state_arrays, to_sec
+
+LIGHT_BOX = OBJECTS[0]
+STILL_RAD = 0.005  # arm joint travel over a second that still counts as holding still
+
+
+def test_one_process_episode_ends_done_with_the_object_lifted(tmp_path):
+    result = run_episode(LIGHT_BOX, tmp_path, 1, timeout=480.0, policy_model="", one_process=True)
+    log = (tmp_path / "1_light_box_logs" / "bringup.log").read_text()
+    assert result.state == "done", f"{result.state}: {result.reason}\n{log[-3000:]}"
+    assert result.final_lift_cm() >= 10.0, f"the task said done but the object is {result.final_lift_cm():.1f} cm up"
+    assert np.isfinite(result.mass) and result.mass > 0, "no mass was announced before the grasp"
+    assert set(result.durations) >= {"perceiving", "probing", "identifying", "grasping", "lifting", "holding"}
+    assert (tmp_path / "1_light_box.mcap").exists(), "bringup --record wrote no bag"
+
+
+def test_killing_the_policy_mid_lift_fails_the_task_and_the_robot_holds_still(tmp_path):
+    procs, task_log, overrides = start_stack(LIGHT_BOX, tmp_path, "kill", policy_model="")
+    rclpy.init()
+    node = rclpy.create_node("kill_test", parameter_overrides=[Parameter("use_sim_time", value=True)])
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    states: list[str] = []
+    node.create_subscription(String, "/drex/task_state", lambda m: states.append(m.data), LATCHED_QOS)
+    masses = Collector(node, Float64MultiArray, "/drex/object_mass", LATCHED_QOS)
+    joints = Collector(node, JointState, "/joint_states", 50)
+    try:
+        start = node.create_client(Trigger, "/drex/start_task")
+        needed = [start, node.create_client(Trigger, "/drex/identify_mass"),
+                  node.create_client(SetBool, "/policy_node/enable")]
+        assert spin_until(executor, lambda: all(c.service_is_ready() for c in needed), 180.0), "stack not up"
+        start.call_async(Trigger.Request())
+        rest_z = []
+        node.create_subscription(PoseStamped, "/drex/sim/object_pose_gt",
+                                 lambda m: rest_z.append(m.pose.position.z), 10)
+        assert spin_until(executor, lambda: states[-1:] in (["lifting"], ["failed"]), 300.0), states
+        assert states[-1] == "lifting", f"the episode failed before the lift: {task_log.read_text()[-2000:]}"
+        # Mid-lift: the object is off the table (ground truth), in the hand.
+        assert spin_until(executor, lambda: rest_z[-1] > rest_z[0] + 0.03, 30.0), "the object was not lifted"
+        procs["policy_node"].kill()
+        assert spin_until(executor, lambda: states[-1] == "failed", 30.0), f"task did not fail: {states}"
+        failed_at = to_sec(joints.last.header.stamp)
+        # The safety node's watchdog holds the measured position: the arm stops within its
+        # timeout and then stays put (1 s of sim time, after 0.5 s to settle).
+        assert spin_until(executor, lambda: to_sec(joints.last.header.stamp) > failed_at + 1.5, 60.0)
+        window = [joint_state_arrays(m, ARM_JOINTS)["position"] for m in joints.messages
+                  if failed_at + 0.5 <= to_sec(m.header.stamp) <= failed_at + 1.5]
+        assert len(window) > 20
+        travel = np.ptp(np.array(window), axis=0).max()
+        assert travel < STILL_RAD, f"the arm moved {travel:.4f} rad after the policy died"
+        assert masses.messages, "the grasp started without a mass"
+    finally:
+        stop_all(procs, STOP_ORDER)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown()
+        overrides.unlink(missing_ok=True)
+    log = task_log.read_text()
+    assert "policy_node stopped publishing commands" in log, log[-2000:]
