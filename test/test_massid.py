@@ -177,7 +177,9 @@ def test_mis_stamped_joint_states_are_dropped_and_many_refuse_the_recording(box)
     # A clock that rounds 8.9999999 s down to 8.0 s: the state of one second later carries an
     # earlier stamp (sorted into place, it sits among states it cannot be near).
     t = rec.joint_t.copy()
-    i, j = len(t) // 2, len(t) // 2 + 200
+    moved = np.max(np.abs(rec.joint_q[200:, :7] - rec.joint_q[:-200, :7]), axis=1)
+    i = int(np.argmax(moved))  # while the arm moves (a state from 0.4 s later is far from its neighbours)
+    j = i + 200
     bad = Recording(rec.shape, rec.size, t, rec.joint_q.copy(), rec.joint_v.copy(), rec.joint_effort.copy(),
                     rec.cmd_t, rec.cmd_q, rec.pose_t, rec.pose_p, rec.pose_q)
     bad.joint_q[i], bad.joint_v[i] = rec.joint_q[j], rec.joint_v[j]

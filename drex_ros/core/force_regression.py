@@ -104,10 +104,9 @@ class PushForceEstimator:
         jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
         steps = consecutive[::max(1, stride)]
         n = len(steps)
-        force = np.empty(n)
-        vertical = np.empty(n)
-        pos = np.empty(n)
-        speed = np.empty(n)
+        jacs = np.empty((n, 6, N_ARM))
+        ext = np.empty((n, N_ARM))
+        faces = np.empty((n, 3))
         for i, k in enumerate(steps):
             d.qpos[self._qpos] = q[k]
             d.qvel[:] = 0.0
@@ -115,16 +114,18 @@ class PushForceEstimator:
             d.qacc[:] = 0.0
             d.qacc[self._dof] = qdd[k]
             mujoco.mj_inverse(m, d)
-            face = d.geom_xpos[self._palm_geom] - d.geom_xmat[self._palm_geom].reshape(3, 3)[:, 0] * \
+            faces[i] = d.geom_xpos[self._palm_geom] - d.geom_xmat[self._palm_geom].reshape(3, 3)[:, 0] * \
                 m.geom_size[self._palm_geom][0]
-            mujoco.mj_jac(m, d, jacp, jacr, face, self._palm)
-            jac = np.vstack([jacp[:, arm], jacr[:, arm]])
-            ext = d.qfrc_inverse[arm] - tau[k + 1, :N_ARM]  # J^T w_ext
-            wrench = np.linalg.solve(jac @ jac.T + 1e-9 * np.eye(6), jac @ ext)
-            force[i] = -sel @ wrench  # the object pushes back on the palm
-            vertical[i] = -wrench[2]
-            pos[i] = face @ direction
-            speed[i] = (jacp[:, arm] @ qd[k, :N_ARM]) @ direction
+            mujoco.mj_jac(m, d, jacp, jacr, faces[i], self._palm)
+            jacs[i, :3], jacs[i, 3:] = jacp[:, arm], jacr[:, arm]
+            ext[i] = d.qfrc_inverse[arm] - tau[k + 1, :N_ARM]  # J^T w_ext
+        # w_ext = (J J^T)^-1 J (J^T w_ext), all samples at once.
+        jjt = jacs @ jacs.transpose(0, 2, 1) + 1e-9 * np.eye(6)
+        wrench = np.linalg.solve(jjt, (jacs @ ext[:, :, None]))[:, :, 0]
+        force = -wrench @ sel  # the object pushes back on the palm
+        vertical = -wrench[:, 2]
+        pos = faces @ direction
+        speed = np.einsum("nij,nj->ni", jacs[:, :3], qd[steps, :N_ARM]) @ direction
         # Onto a uniform grid (gaps interpolated) before the zero-phase low-pass.
         ts = t[steps]
         t = np.arange(ts[0], ts[-1] + 1e-9, step * max(1, stride))
@@ -180,10 +181,11 @@ def fit_push(pf: PushForce, shape: str, contact: np.ndarray, noise_cutoff_hz: fl
     return ForceFit(m, mu, cov_log, len(F), float(np.sqrt(np.mean(r * r))))
 
 
-def contact_mask(pf: PushForce, min_force: float = 0.05, min_speed: float = 0.02, edge: float = 0.15) -> np.ndarray:
-    """Samples where the palm is moving forward and pressing on the object.
+def contact_mask(pf: PushForce, min_force: float = 0.05, min_speed: float = 0.02, edge: float = 0.15,
+                 max_speed: float = float("inf")) -> np.ndarray:
+    """Samples where the palm is moving forward (below `max_speed`) and pressing on the object.
 
     The first and last `edge` seconds are left out: the zero-phase filter's start-up transients.
     """
     inner = (pf.t > pf.t[0] + edge) & (pf.t < pf.t[-1] - edge)
-    return (pf.force > min_force) & (pf.speed > min_speed) & inner
+    return (pf.force > min_force) & (pf.speed > min_speed) & (pf.speed < max_speed) & inner

@@ -20,27 +20,29 @@ Pipeline (each step says why it exists):
    different push. Candidate parameters are applied as `mujoco.sysid` Parameters with spec
    modifiers; rollouts are batched in threads by `mujoco.rollout`. Each replay is read exactly
    like the recording.
-   The parameters are those whose replay reads like the recording (indirect inference), found
-   with `mujoco.sysid.optimize` (MuJoCo's box-bounded Levenberg-Marquardt).
+   The parameters are those whose replay reads like the recording (indirect inference): the
+   reading's Jacobian J from replays at the direct reading +- 0.2 (log units), then a few
+   Gauss-Newton steps on it inside the sysid Parameter's bounds (SimCalibrator).
    Where this departs from sysid's default (matching the trajectories sample by sample, which
    we built first, trajectory_match.TrajectoryMatcher.residuals): two realisations of this
    push are chaotic relative to each other (measured: +-1% in mass changes the force trace as
    much as +-5-10%), so the sample-by-sample loss is a noisy floor with a long shallow valley
    m (a + mu g) = const, and LM (or a grid) lands anywhere along it. The regression reading
-   averages the chaos over the whole push and is nearly linear in the parameters, so the
-   Jacobian is ~I and two or three LM steps converge (SimCalibrator).
+   averages the chaos over the whole push and is nearly linear in the parameters. And not
+   sysid.optimize's LM (used before) on that reading: every evaluation is a noisy sample, and
+   its Armijo backtracking took the noise for failed steps (10 evaluations for 3 iterations).
 5. Camera clock offset: a 1-D scan of the pose time shift on the fitted replay (re-interpolation,
    no rollouts); the pose residual is reported.
-6. Verdict and standard deviation: the spread of the reading between replays jittered by 1%
-   (the chaos the recording is one sample of). Relative std above `max_rel_std` (7.5%: twice it
-   within 15%), a fit at the mass bounds, no replay reading like the recording, or a replay at
-   the fit whose push force misses the recorded one sample by sample by more than
-   `max_force_misfit` (the reading agreed, the push did not) -> "unidentifiable", with no mass.
+6. Verdict and standard deviation: the covariance of the reading over a batch of 8 replays at
+   the fit jittered by 1% (the chaos the recording is one sample of), through J^-1. Relative
+   std above `max_rel_std` (7.5%: twice it within 15%), a fit at the mass bounds, no replay
+   reading like the recording, or a replay at the fit whose push force misses the recorded one
+   sample by sample by more than `max_force_misfit` N and twice as much as replays at the fit
+   miss each other (the reading agreed, the push did not) -> "unidentifiable", with no mass.
 """
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -72,11 +74,13 @@ class MassIdConfig:
     max_calibration_factor: float = 1.6  # the reading's bias is ~15%; a larger correction is a mismatch
     chaos_jitter: float = 0.01  # their parameter jitter (log units; 1% is enough to decorrelate)
     max_calibration_misfit: float = 0.15  # log units left between replay and recording readings (or 3 std)
-    lm_iterations: int = 3
+    lm_iterations: int = 2  # Gauss-Newton steps from the direct reading
+    reading_max_speed: float = float("inf")  # m/s: palm speeds the reading of a sliding push uses
+    uncertainty_replays: int = 8  # replays at the fit whose scatter gives the standard deviation
     move_threshold: float = 0.008  # m: the object moved when it is this far from its resting pose
     rest_frames: int = 8  # at least this many pose frames before the push
     pre_motion: float = 0.3  # s of window before the detected start of motion
-    max_window: float = 3.2  # s, longest simulated window (the scrub push lasts about 2.5 s)
+    max_window: float = 5.5  # s, longest simulated window (the scrub push lasts about 4.5 s)
     settle_after: float = 0.25  # s kept after the object comes to rest
     delay_grid: tuple[float, float, float] = (-0.004, 0.026, 0.003)  # start, stop, step (s)
     pose_offset_grid: tuple[float, float, float] = (-0.15, 0.15, 0.005)
@@ -88,6 +92,9 @@ class MassIdConfig:
     # (low-passed). Replays driven by the applied targets reproduce a right fit to 0.1-0.6 N; a
     # replay that pushes differently (a fit on a reading that lied) misses by several newtons.
     max_force_misfit: float = 1.0
+    # ... and this many times the RMS between two replays at the fit (the chaos): two realisations
+    # of a 4 N push of a 0.4-0.5 kg object at mu ~1 differ by 1.2-1.5 N sample by sample.
+    max_force_misfit_ratio: float = 2.0
     min_joint_coverage: float = 0.8  # fraction of the driver's joint states present during the push
     max_joint_gap: float = 0.05  # s
     max_joint_jump: float = 0.01  # rad: a joint state this far from where its velocity says is not a measurement
@@ -260,15 +267,17 @@ class SimCalibrator:
     model leaves out (measured: about -15% in mass; soft, elliptic-cone contact friction, yaw
     of the object, the arm's compliance). The replay has all of it, so the identifier looks for
     the parameters whose replayed push reads like the real one: indirect inference,
-    theta with estimate(replay(theta)) = estimate(recording). The map is close to the identity,
-    so a Gauss-Newton step with J = I converges in two or three replays. Each evaluation
+    theta with estimate(replay(theta)) = estimate(recording). The map is close to the identity
+    (but the mass reading also moves with friction: J is measured), so two Gauss-Newton steps
+    converge. Each evaluation
     averages `replays` rollouts jittered by ~1%: the contact is chaotic, and one replay is one
     sample of it.
     """
 
     def __init__(self, matcher: TrajectoryMatcher, estimator: PushForceEstimator, direction: np.ndarray,
                  shape: str, cutoff_hz: float, span: tuple[float, float], replays: int, jitter: float,
-                 target: np.ndarray, sample_times: np.ndarray | None = None) -> None:
+                 target: np.ndarray, sample_times: np.ndarray | None = None,
+                 max_speed: float = float("inf")) -> None:
         self.matcher, self.estimator, self.direction = matcher, estimator, direction
         self.shape, self.cutoff, self.replays, self.jitter = shape, cutoff_hz, replays, jitter
         span_mask = (matcher.times >= span[0]) & (matcher.times <= span[1])
@@ -279,8 +288,8 @@ class SimCalibrator:
             if np.median(np.diff(sample_times)) > 1.5 * matcher.timestep:
                 self._shifted = span_mask & self._sampled(matcher, sample_times + matcher.timestep)
         self.target = target
+        self.max_speed = max_speed
         self._rng = np.random.default_rng(0)
-        self.scatter: list[np.ndarray] = []
         self.phase_scatter: list[np.ndarray] = []
         self.last_sim = None
 
@@ -306,7 +315,7 @@ class SimCalibrator:
         pf = self.estimator.estimate(sim.times[w], sim.joint_q[i][w], sim.joint_v[i][w], tau, self.direction,
                                      self.cutoff)
         try:
-            fit = fit_push(pf, self.shape, contact_mask(pf), self.cutoff)
+            fit = fit_push(pf, self.shape, contact_mask(pf, max_speed=self.max_speed), self.cutoff)
         except ValueError:  # this replay hardly pushed: far from the recording
             return np.full(len(self.target), np.nan)
         out = [np.log(max(fit.mass, 1e-6))]
@@ -322,7 +331,6 @@ class SimCalibrator:
         sim = self.matcher.simulate(self.full(rows))
         self.last_sim = sim
         reads = np.array([self.read(sim, i) for i in range(len(rows))]).reshape(len(X), self.replays, -1)
-        self.scatter.extend(list(np.nanstd(reads, axis=1, ddof=1) if self.replays > 1 else []))
         if self._shifted is not None:
             # Joint states that skip physics steps alias the contact's step-to-step chatter into the
             # reading: how much it moves when the other steps are sampled is part of its uncertainty.
@@ -330,6 +338,13 @@ class SimCalibrator:
             phase = (shifted - reads.reshape(len(rows), -1)) / np.sqrt(2.0)
             self.phase_scatter.extend(list(phase))
         return np.nanmean(reads, axis=1)
+
+    def batch(self, x: np.ndarray, n: int) -> np.ndarray:
+        """(n, k) readings of n replays at x, jittered by ~1% (one sample each of the chaos)."""
+        rows = np.asarray(x, dtype=float)[None] + self._rng.normal(0.0, self.jitter, (n, len(x)))
+        sim = self.matcher.simulate(self.full(rows))
+        self.last_sim = sim
+        return np.array([self.read(sim, i) for i in range(n)])
 
     def residual_fn(self, x: np.ndarray, params=None):
         """sysid.optimize's signature: x (n,) or (n, k) -> ([residuals], None, None)."""
@@ -366,7 +381,8 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     sel = (rec.joint_t >= win.t0) & (rec.joint_t <= win.t1)
     pf_obs = estimator.estimate(rec.joint_t[sel], rec.joint_q[sel], None if rec.joint_v is None else rec.joint_v[sel],
                                 rec.joint_effort[sel], win.direction, cfg.weights.effort_cutoff_hz)
-    contact = contact_mask(pf_obs)
+    max_speed = float("inf") if rec.shape == "sphere" else cfg.reading_max_speed
+    contact = contact_mask(pf_obs, max_speed=max_speed)
     if contact.sum() < 10:
         raise RecordingError("the arm's efforts show no push force: was the object pushed by the palm?")
     try:
@@ -380,41 +396,56 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     t_push = pf_obs.t[contact]
     span = (t_push[0] - 0.15, t_push[-1] + 0.15)
     cal = SimCalibrator(matcher, estimator, win.direction, rec.shape, cfg.weights.effort_cutoff_hz, span,
-                        cfg.replays, cfg.chaos_jitter, target, sample_times=rec.joint_t[sel])
+                        cfg.replays, cfg.chaos_jitter, target, sample_times=rec.joint_t[sel], max_speed=max_speed)
 
-    # Indirect inference with sysid's box-bounded Levenberg-Marquardt, J = I (see SimCalibrator).
+    # The reading's sensitivity to the parameters, J, from replays at x0 +- jacobian_step (the map
+    # is near the identity but not quite: the direct mass reading also moves with friction).
     lo = [np.log(cfg.mass_bounds[0])] + ([] if sphere else [np.log(cfg.friction_bounds[0])])
     hi = [np.log(cfg.mass_bounds[1])] + ([] if sphere else [np.log(cfg.friction_bounds[1])])
     x0 = np.clip(target, np.array(lo) + 1e-3, np.array(hi) - 1e-3)
-    params = sysid.ParameterDict({"x": sysid.Parameter("x", x0, lo, hi)})
-    fit, _ = sysid.optimize(params, cal.residual_fn, optimizer="mujoco", verbose=False,
-                            max_iters=cfg.lm_iterations, xtol=2e-3, mu_factor=10.0, mu_max=10.0,
-                            jacobian=lambda xc, _r: np.eye(len(x0)), output=io.StringIO())
-    x = fit.as_vector()
-    r_star = cal.residual_fn(x)[0][0]
-    x_full = cal.full(x)[0]
-    mass, mu = mass_friction_of(x_full)
-    # Uncertainty: how much one push's reading scatters between replays of practically equal
-    # parameters (the contact's chaos) - the recording is one such sample, the calibration the
-    # mean of `replays` - carried through the reading's sensitivity to the parameters, J, from
-    # replays at x +- jacobian_step: sd(x) = J^-1 sd(reading). A reading that barely moves with
-    # the mass (flat loss) gives a huge sd and the verdict "unidentifiable". The regression's own
-    # covariance is not used: its residuals are structured misfit (calibrated away), not noise.
-    scatter = np.sqrt(np.nanmean(np.array(cal.scatter) ** 2, axis=0)) if cal.scatter else np.full(len(x), np.inf)
-    if cal.phase_scatter:
-        scatter = np.sqrt(scatter ** 2 + np.nanmean(np.array(cal.phase_scatter) ** 2, axis=0))
+    n = len(x0)
     h = cfg.jacobian_step
-    probes = np.array([x + sign * h * np.eye(len(x))[i] for i in range(len(x)) for sign in (1.0, -1.0)])
-    replays, cal.replays = cal.replays, 1
+    probes = np.array([x0 + sign * h * np.eye(n)[i] for i in range(n) for sign in (1.0, -1.0)])
     reads = cal.estimates(probes)
-    cal.replays = replays
-    jac = np.stack([(reads[2 * i] - reads[2 * i + 1]) / (2 * h) for i in range(len(x))], axis=1)
-    s_read = np.diag((scatter * np.sqrt(1.0 + 1.0 / cfg.replays)) ** 2)
-    if np.all(np.isfinite(jac)) and abs(np.linalg.det(jac)) > 1e-6:
+    jac = np.stack([(reads[2 * i] - reads[2 * i + 1]) / (2 * h) for i in range(n)], axis=1)
+    # A reading that hardly moves with the parameters: steps on J = I (the reading is near the
+    # identity), while the covariance below uses the measured J and reports the flat loss.
+    jac_lm = jac if np.all(np.isfinite(jac)) and abs(np.linalg.det(jac)) > 0.1 else np.eye(n)
+    # Gauss-Newton steps on the measured Jacobian inside the sysid Parameter's bounds. Not
+    # sysid.optimize's Levenberg-Marquardt (used before): its Armijo backtracking reads each
+    # replay's noise as a failed step and spent 10 evaluations (30 rollouts) on 3 iterations.
+    # The reading at x0 is the mean of the Jacobian probes (the map is near linear over +-h).
+    param = sysid.Parameter("x", x0, lo, hi)
+    x = x0.copy()
+    r = np.nanmean(reads, axis=0) - target
+    for _ in range(cfg.lm_iterations):
+        if not np.all(np.isfinite(r)):
+            break
+        x = np.clip(x - np.linalg.solve(jac_lm, r), param.min_value, param.max_value)
+        r = cal.residual_fn(x)[0][0]
+    # Uncertainty: how much one push's reading scatters between replays of practically equal
+    # parameters (the contact's chaos; the recording is one such sample), from a batch of
+    # `uncertainty_replays` at the fit - a few replays give a scatter that can be several times
+    # too small, which made a 0.07 kg sphere read 0.031 +/- 0.001 kg - carried through J:
+    # cov(x) = J^-1 S J^-T. A reading that barely moves with the mass (flat loss) gives a huge
+    # sd and the verdict "unidentifiable". The regression's own covariance is not used: its
+    # residuals are structured misfit (calibrated away), not noise.
+    final = cal.batch(x, cfg.uncertainty_replays)
+    r_star = np.nanmean(final, axis=0) - target
+    if np.all(np.isfinite(r_star)):  # a last step on the batch's mean (the least noisy reading)
+        x = np.clip(x - np.linalg.solve(jac_lm, r_star), param.min_value, param.max_value)
+    s_read = np.atleast_2d(np.cov(final[np.all(np.isfinite(final), axis=1)].T, ddof=1))
+    if cal.phase_scatter:
+        s_read = s_read + np.diag(np.nanmean(np.array(cal.phase_scatter) ** 2, axis=0))
+    s_read = s_read * (1.0 + 1.0 / cfg.replays)  # the fit matched a mean of `replays` replays
+    if np.isfinite(s_read).all() and np.isfinite(final).all(axis=1).sum() >= 3 and np.all(np.isfinite(jac)) \
+            and abs(np.linalg.det(jac)) > 1e-6:
         jinv = np.linalg.inv(jac)
         cov = jinv @ s_read @ jinv.T
     else:
-        cov = np.full((len(x), len(x)), np.inf)
+        cov = np.full((n, n), np.inf)
+    x_full = cal.full(x)[0]
+    mass, mu = mass_friction_of(x_full)
     sd_log = float(np.sqrt(max(cov[0, 0], 0.0)))
     sd_mu = float("nan") if sphere else float(mu * np.sqrt(max(cov[1, 1], 0.0)))
 
@@ -429,6 +460,11 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     pose_rms = float(np.sqrt(min(pose_loss) / 4.0))  # per pose component, in noise units
     # Consistency: the replay at the fit must push like the recording, sample by sample.
     force_rms = float(np.sqrt(np.mean(matcher.effort_residuals(sim)[0] ** 2))) * cfg.weights.force_sigma
+    # ... as closely as replays at the fit push like each other (the chaos; spiky wedging pushes
+    # of a light object at mu ~1 differ by more than 1 N between replays).
+    res = matcher.effort_residuals(cal.last_sim)
+    pairs = [np.sqrt(np.mean((res[i] - res[j]) ** 2)) for i in range(len(res)) for j in range(i + 1, len(res))]
+    chaos_rms = float(np.median(pairs)) * cfg.weights.force_sigma if pairs else 0.0
     rollouts = matcher.rollouts + len(np.arange(*cfg.delay_grid))
 
     # Verdict: a flat loss (mass barely changes the force) or a fit at the bounds: no number.
@@ -441,9 +477,10 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     elif not np.all(np.isfinite(r_star)) or np.any(np.abs(r_star) > np.maximum(cfg.max_calibration_misfit,
                                                                                3 * np.sqrt(np.diag(s_read)))):
         reason = f"no replay reads like the recording (log misfit {np.max(np.abs(r_star)):.2f})"
-    elif not np.isfinite(force_rms) or force_rms > cfg.max_force_misfit:
+    elif not np.isfinite(force_rms) or force_rms > max(cfg.max_force_misfit, cfg.max_force_misfit_ratio * chaos_rms):
         reason = (f"the replay at the fit does not push like the recording (push force misfit {force_rms:.2f} N RMS "
-                  f"> {cfg.max_force_misfit} N): the recording cannot be trusted")
+                  f"> {cfg.max_force_misfit} N and > {cfg.max_force_misfit_ratio:g}x the {chaos_rms:.2f} N between "
+                  "replays): the recording cannot be trusted")
     elif abs(x[0] - target[0]) > np.log(cfg.max_calibration_factor):
         reason = (f"replay and recording disagree: calibrating the reading moved the mass by a factor "
                   f"{np.exp(abs(x[0] - target[0])):.1f} (the simulated push does not reproduce this one)")
