@@ -63,6 +63,9 @@ def _nodes(context, *args, **kwargs):
         overrides = {"use_sim_time": use_sim_time}
         if name == "policy_node" and policy_model:
             overrides["model_path"] = policy_model
+        if name == "safety_node" and use_sim_time:
+            # The command watchdog counts the robot's seconds: a sim slower than real time is not silence.
+            overrides["watchdog_clock"] = "ros"
         markers = os.path.join(config_dir, "markers.yaml")
         if name == "perception_node" and os.path.isfile(markers) \
                 and not _file_parameters(os.path.join(config_dir, config_file), name).get("markers_file"):

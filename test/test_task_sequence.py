@@ -134,3 +134,18 @@ def test_unidentifiable_mass_grasps_with_the_fallback_when_configured():
     other.phase = Phase.IDENTIFYING
     other.update(obs(1.0, identify_done=True, identify_ok=False, identify_message="joint states were lost"))
     assert other.phase is Phase.FAILED  # only a verdict of "unidentifiable" falls back
+
+
+def test_the_hand_may_hide_the_object_while_reaching_but_not_once_lifting():
+    seq = TaskSequence(grasp_phases=PHASES)
+    t0 = run_to_grasp(seq)
+    assert seq.phase is Phase.GRASPING
+    t = t0
+    while t < t0 + PHASES["lift"][0] - 0.1:  # approach, descend, close: no pose at all
+        t += 0.05
+        seq.update(obs(t, object_position=None, object_pose_time=None, last_command_time=t))
+    assert seq.phase is Phase.GRASPING, seq.reason
+    for _ in range(int(seq.settings.object_pose_timeout / 0.05) + 10):
+        t += 0.05
+        seq.update(obs(t, object_position=None, object_pose_time=None, last_command_time=t))
+    assert seq.phase is Phase.FAILED and "object pose lost" in seq.reason

@@ -76,6 +76,9 @@ def ros_arguments(config_dir: Path, files: dict[str, str], extra: list[Path], us
     if policy_model:
         args += ["--params-file", _policy_override(policy_model)]
     args += ["-p", f"use_sim_time:={'true' if use_sim_time else 'false'}"]
+    if use_sim_time:
+        # safety_node's command watchdog counts the robot's seconds: a sim slower than real time is not silence.
+        args += ["-p", "watchdog_clock:=ros"]
     return args
 
 

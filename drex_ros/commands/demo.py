@@ -89,9 +89,6 @@ def _overrides(obj: DemoObject, out: Path, bag: str, real_time_factor: float) ->
         "sim_node": {**shape(), "object_mass": obj.mass, "object_friction": obj.friction,
                      "object_position": list(obj.position), "object_yaw": obj.yaw,
                      "real_time_factor": real_time_factor, "joint_state_rate_hz": 250.0},
-        # The watchdog's 0.1 s must be 0.1 s of the robot's (sim) time: in wall time a sim slowed to
-        # a fraction of real time would look like a silent command stream at every cycle.
-        "safety_node": {"watchdog_clock": "ros"},
         "perception_node": {**shape(), "object_name": ""},
         "mass_id_node": {**shape(), "record_dir": str(out)},
         "policy_node": shape(),
