@@ -33,7 +33,9 @@ class DemoObject:
     size: list[float]
     mass: float
     friction: float
-    position: list[float] = field(default_factory=lambda: [0.55, 0.0])
+    # Nearer than the 0.55 m workspace centre: the probe pushes the object 10-15 cm away from the
+    # robot, and the grasp must still reach it there.
+    position: list[float] = field(default_factory=lambda: [0.50, 0.0])
     yaw: float = 0.0
 
 
