@@ -256,7 +256,12 @@ def plot(results: list[EpisodeResult], path: Path) -> None:
     fig, (ax_mass, ax_z) = plt.subplots(1, 2, figsize=(12, 4.5))
     x = np.arange(len(results))
     ax_mass.bar(x - 0.2, [r.obj.mass for r in results], 0.4, label="true")
-    ax_mass.bar(x + 0.2, [r.mass for r in results], 0.4, yerr=[r.mass_std for r in results], label="identified")
+    identified = np.array([np.isfinite(r.mass_std) for r in results])  # a fallback mass comes with std NaN
+    masses = np.array([r.mass for r in results])
+    ax_mass.bar(x[identified] + 0.2, masses[identified], 0.4, yerr=[r.mass_std for r in results if
+                                                                     np.isfinite(r.mass_std)], label="identified")
+    ax_mass.bar(x[~identified] + 0.2, masses[~identified], 0.4, color="none", edgecolor="gray", hatch="//",
+                label="unidentifiable: fallback mass used")
     ax_mass.set_xticks(x, [r.obj.name for r in results])
     ax_mass.set_ylabel("mass (kg)")
     ax_mass.legend()
