@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from drex_ros.cli import main as drex_main
-from drex_ros.core.force_regression import PushForceEstimator
+from drex_ros.core.force_regression import PushForce, PushForceEstimator, contact_mask, fit_push, release_speed
 from drex_ros.core.massid import (
     MassIdConfig,
     RecordingError,
@@ -189,3 +189,26 @@ def test_mis_stamped_joint_states_are_dropped_and_many_refuse_the_recording(box)
         bad.joint_q[k] = rec.joint_q[k + 300]
     with pytest.raises(RecordingError, match="contradict their neighbours"):
         drop_inconsistent_joint_states(bad, cfg)
+
+
+def test_sphere_reads_the_momentum_it_took_and_refuses_one_that_rolled_back():
+    # Palm force on a 0.2 kg sphere over a 0.3 s speed-up to 0.3 m/s: whatever the force's shape
+    # and the palm's friction (F + F_z is what turns into momentum), integral (F + F_z) = 7/5 m v.
+    t = np.arange(0.0, 1.0, 0.004)
+    on = (t > 0.3) & (t < 0.6)
+    shape = np.where(on, np.sin(np.pi * (t - 0.3) / 0.3) ** 2, 0.0)
+    impulse = 1.4 * 0.2 * 0.3
+    force = shape * impulse / (np.sum(shape) * 0.004) * 1.5
+    vertical = -shape * impulse / (np.sum(shape) * 0.004) * 0.5  # the palm's friction presses it down
+    pf = PushForce(t, force, vertical, np.gradient(np.where(on, 1.0, 0.0), t), np.full_like(t, 0.1), 0.1 * t)
+    rng = np.random.default_rng(0)
+    t_cam = np.arange(0.0, 2.0, 1 / 30)
+    pos = np.column_stack([0.5 + 0.3 * np.clip(t_cam - 0.6, 0.0, None), np.zeros_like(t_cam), np.zeros_like(t_cam)])
+    pos[:, :2] += rng.normal(0, 0.002, (len(t_cam), 2))  # camera noise
+    v = release_speed(t_cam, pos, np.array([0.5, 0.0]), np.array([1.0, 0.0, 0.0]), 0.6)
+    assert v == pytest.approx(0.3, rel=0.05)
+    fit = fit_push(pf, "sphere", contact_mask(pf, edge=0.0), rolled_off=v)
+    # (the sub-0.05 N tails of the force are not contact: a fraction of a percent)
+    assert fit.mass == pytest.approx(0.2 * 0.3 / v, rel=0.01) and np.isnan(fit.friction)
+    with pytest.raises(ValueError, match="did not roll away"):
+        fit_push(pf, "sphere", contact_mask(pf, edge=0.0), rolled_off=-0.05)

@@ -130,6 +130,7 @@ class TrajectoryMatcher:
                  params: sysid.ParameterDict | None = None, nthread: int = 2, timestep: float = 0.002,
                  push_direction: np.ndarray | None = None, use_applied_targets: bool = True) -> None:
         self.rec, self.t0, self.t1 = rec, float(t0), float(t1)
+        self.object_xy = np.asarray(object_xy, dtype=float)[:2]
         self.use_applied_targets = use_applied_targets
         self.push_direction = None if push_direction is None else np.asarray(push_direction, dtype=float)
         self.weights = weights or MatchWeights()
