@@ -12,7 +12,8 @@ Pipeline (each step says why it exists):
 2. Command delay: the driver applies a command some milliseconds after its stamp; fitted on the
    contact-free motion before the push (one batched rollout over a grid of delays).
 3. The recorded push force and its direct reading (force_regression.fit_push): mass and
-   friction from the arm's joint efforts by inverse dynamics and a linear regression.
+   friction from the arm's joint efforts by inverse dynamics and a linear regression; for a
+   sphere, the momentum it took over the speed it rolled away at (camera).
 4. Real-to-sim: replay the push in the MuJoCo scene (same robot, gains, timestep), driven by the
    position targets the drivers actually applied, recovered from the joint states (PD law
    inverted; the recorded commands, shifted by the fitted delay, where that is impossible) -
@@ -33,8 +34,9 @@ Pipeline (each step says why it exists):
    its Armijo backtracking took the noise for failed steps (10 evaluations for 3 iterations).
 5. Camera clock offset: a 1-D scan of the pose time shift on the fitted replay (re-interpolation,
    no rollouts); the pose residual is reported.
-6. Verdict and standard deviation: the covariance of the reading over a batch of 8 replays at
-   the fit jittered by 1% (the chaos the recording is one sample of), through J^-1. Relative
+6. Verdict and standard deviation: the covariance of the reading between replays jittered by 1%
+   (the chaos the recording is one sample of), pooled over every group of replays evaluated
+   (Jacobian probes, Gauss-Newton steps, a batch of 8 at the fit), through J^-1. Relative
    std above `max_rel_std` (7.5%: twice it within 15%), a fit at the mass bounds, no replay
    reading like the recording, or a replay at the fit whose push force misses the recorded one
    sample by sample by more than `max_force_misfit` N and twice as much as replays at the fit
