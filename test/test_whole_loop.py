@@ -19,6 +19,7 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
 from drex_ros.commands.demo import OBJECTS, STOP_ORDER, run_episode, start_stack
+from drex_ros.core.bag import list_topics
 from drex_ros.core.robot import ARM_JOINTS
 from drex_ros.node_process import stop_all
 from drex_ros.nodes.ros_io import LATCHED_QOS, joint_state_arrays, to_sec
@@ -34,7 +35,11 @@ def test_one_process_episode_ends_done_with_the_object_lifted(tmp_path):
     assert result.final_lift_cm() >= 10.0, f"the task said done but the object is {result.final_lift_cm():.1f} cm up"
     assert np.isfinite(result.mass) and result.mass > 0, "no mass was announced before the grasp"
     assert set(result.durations) >= {"perceiving", "probing", "identifying", "grasping", "lifting", "holding"}
-    assert (tmp_path / "1_light_box.mcap").exists(), "bringup --record wrote no bag"
+    # Ctrl-C (how the episode's process is stopped): the safety node holds first, nothing crashes,
+    # and the recorder closes the bag (its metadata is what makes it readable).
+    assert "holding: bringup shutting down" in log
+    assert "Traceback" not in log, log[log.index("Traceback") - 500:][:3000]
+    assert "/drex/task_state" in list_topics(tmp_path / "1_light_box.mcap")
 
 
 def test_killing_the_policy_mid_lift_fails_the_task_and_the_robot_holds_still(tmp_path):
