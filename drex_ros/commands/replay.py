@@ -108,6 +108,14 @@ def _run_policy(series: dict, args: argparse.Namespace, plot: Path) -> int:
     return 0 if passed else 1
 
 
+def _overlay_joints(ax, t, recorded, other, joints: tuple[int, ...], other_name: str) -> None:
+    """A few joints, recorded (solid) against re-simulated or replayed (dashed)."""
+    for k, j in enumerate(joints):
+        ax.plot(t, recorded[:, j], color=f"C{k}", label=f"{JOINT_NAMES[j]} recorded")
+        ax.plot(t, other[:, j], "--", color=f"C{k}", label=other_name)
+    ax.legend(fontsize=7, ncol=4)
+
+
 def _plot_resim(div, path: Path) -> None:
     import matplotlib
 
@@ -115,11 +123,8 @@ def _plot_resim(div, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
-    for j, color in zip((0, 3, 8, 20), ("C0", "C1", "C2", "C3"), strict=True):
-        axes[0].plot(div.joint_t, div.joint_recorded[:, j], color=color, label=f"{JOINT_NAMES[j]} recorded")
-        axes[0].plot(div.joint_t, div.joint_simulated[:, j], "--", color=color, label="simulated")
+    _overlay_joints(axes[0], div.joint_t, div.joint_recorded, div.joint_simulated, (0, 3, 8, 20), "simulated")
     axes[0].set_ylabel("joint position (rad)")
-    axes[0].legend(fontsize=7, ncol=4)
     for k, axis in enumerate("xyz"):
         axes[1].plot(div.object_t, div.object_recorded[:, k], color=f"C{k}", label=f"{axis} recorded")
         axes[1].plot(div.object_t, div.object_simulated[:, k], "--", color=f"C{k}", label=f"{axis} simulated")
@@ -141,11 +146,8 @@ def _plot_policy(cmp, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
-    for j, color in zip((8, 12, 16, 20), ("C0", "C1", "C2", "C3"), strict=True):
-        axes[0].plot(cmp.t, cmp.recorded[:, j], color=color, label=f"{JOINT_NAMES[j]} recorded")
-        axes[0].plot(cmp.t, cmp.replayed[:, j], "--", color=color, label="replayed")
+    _overlay_joints(axes[0], cmp.t, cmp.recorded, cmp.replayed, (8, 12, 16, 20), "replayed")
     axes[0].set_ylabel("hand target (rad)")
-    axes[0].legend(fontsize=7, ncol=4)
     axes[1].plot(cmp.t, cmp.recorded_effort[:, 8], label="recorded")
     axes[1].plot(cmp.t, cmp.replayed_effort[:, 8], "--", label="replayed")
     axes[1].set_ylabel("grip effort limit (N*m)")
