@@ -218,11 +218,13 @@ def plan_grasp(
     lift = pin.SE3(rot, palm_pos + geometry.lift_height * up)
     shake = pin.SE3(rot, palm_pos + geometry.lift_height * up + np.asarray(geometry.shake_amplitude))
 
-    q_grasp = _ik(robot, grasp, _grasp_seeds(q_start, grasp, heading), "grasp")
-    # Later keyframes start from the grasp posture so the arm moves smoothly between them.
-    q_pre = _ik(robot, pre, [q_grasp], "pre-grasp")
-    q_lift = _ik(robot, lift, [q_grasp], "lift")
-    q_shake = _ik(robot, shake, [q_lift], "shake")
+    seeds = _grasp_seeds(q_start, grasp, heading)
+    q_grasp = _ik(robot, grasp, seeds, "grasp")
+    # Later keyframes start from the grasp posture so the arm moves smoothly between them; near
+    # the edge of reach that can be a local minimum, so the top-down seeds follow.
+    q_pre = _ik(robot, pre, [q_grasp, *seeds], "pre-grasp")
+    q_lift = _ik(robot, lift, [q_grasp, *seeds], "lift")
+    q_shake = _ik(robot, shake, [q_lift, *seeds], "shake")
     return GraspPlan(
         q_start=q_start[:N_ARM].copy(),
         q_pregrasp=q_pre[:N_ARM].copy(),
