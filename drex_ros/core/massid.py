@@ -475,7 +475,8 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     s_read = cal.pooled_covariance()
     if cal.phase_scatter:
         s_read = s_read + np.diag(np.nanmean(np.array(cal.phase_scatter) ** 2, axis=0))
-    s_read = s_read * (1.0 + 1.0 / cfg.replays)  # the fit matched a mean of `replays` replays
+    # The recording is one sample; the last step matched the mean of the batch at the fit.
+    s_read = s_read * (1.0 + 1.0 / cfg.uncertainty_replays)
     if np.isfinite(s_read).all() and np.isfinite(final).all(axis=1).sum() >= 3 and np.all(np.isfinite(jac)) \
             and abs(np.linalg.det(jac)) > 1e-6:
         jinv = np.linalg.inv(jac)
