@@ -36,7 +36,8 @@ between replays fell from 5.2% to 2.7% (box 0.23 kg, mu 0.47) and from 8.5% to 4
 0.16 kg, mu 0.53), a little better than 1/sqrt(time). (A speed modulation along the push,
 +-0.03 m/s at 4 Hz instead of the vertical scrub, did not beat it.)
 A rolling sphere has no friction to measure and leaves a palm that stops accelerating: it gets
-one smooth speed-up from contact, F = 7/5 m a throughout.
+one short, hard speed-up from contact and rolls away; its mass is the momentum it took over the
+speed it rolls away at (integral of F + F_z = 7/5 m v, massid / force_regression).
 
 Why the back of the palm and not the fingers: the Allegro fingers are PD joints of 3 N*m/rad
 with a 0.7 N*m limit; they fold under the 15 N a 1.5 kg object with mu = 1 needs. The palm is
@@ -134,9 +135,9 @@ class ProbeConfig:
     limit_margin: float = 0.03  # rad inside the joint limits (safety keeps 0.02)
     profile: PushProfile = field(default_factory=PushProfile)
     # A sphere rolls: it has no friction to measure and leaves the palm whenever the palm stops
-    # accelerating. Its push is one short, hard speed-up from contact (F = 7/5 m a throughout):
-    # the rolling contact is chaotic (replays differ by +-30% in force), so the inertial term is
-    # made as large as the arm allows (0.35 m/s in 0.25 s; 0.25 m/s in 0.5 s read 2-4x worse).
+    # accelerating. Its push is one short, hard speed-up from contact, as hard as the arm allows
+    # (0.35 m/s in 0.25 s; with 0.25 m/s in 0.5 s the force regression read 2-4x more scatter):
+    # the rolling contact is chaotic (replays differ by +-30% in force).
     sphere_profile: PushProfile = field(default_factory=lambda: PushProfile(
         creep_past_contact=0.0, scrub_time=0.0, scrub_amplitude=0.0, peak_speed=0.35, ramp_up=0.25, hold=0.0,
         ramp_down=0.15, dwell=0.3))

@@ -3,18 +3,24 @@
 The identifier needs /joint_states (position, velocity, effort), /drex/joint_command (what the
 robot was told, after smoothing and safety) and /drex/object_pose. Times are the messages'
 header stamps (the measurement times); a message without a stamp falls back to its record time.
-No ground-truth topic is read.
+No ground-truth topic is read. Also: where the push is in a recording, and the checks that
+refuse recordings the identifier cannot trust (massid's steps 1 and the joint-state checks).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from drex_ros.core.bag import BagError, BagWriter, TopicSeries, read_topics
 from drex_ros.core.robot import JOINT_NAMES
-from drex_ros.core.trajectory_match import Recording
+from drex_ros.core.trajectory_match import Recording, yaw_of
+
+if TYPE_CHECKING:
+    from drex_ros.core.massid import MassIdConfig
 
 JOINT_STATES = "/joint_states"
 JOINT_COMMAND = "/drex/joint_command"
@@ -95,3 +101,106 @@ def write_recording(path: str | Path, rec: Recording) -> None:
                 "header": {"stamp": _stamp(t), "frame_id": "world"},
                 "pose": {"position": {"x": p[0], "y": p[1], "z": p[2]},
                          "orientation": {"w": qq[0], "x": qq[1], "y": qq[2], "z": qq[3]}}}, t)
+
+
+class RecordingError(ValueError):
+    """The recording cannot be used for identification (the message says why)."""
+
+
+@dataclass
+class PushWindow:
+    t_motion: float  # first time the object is seen to have moved
+    t0: float  # simulation start
+    t1: float  # simulation end
+    xy: np.ndarray  # resting position (x, y)
+    yaw: float
+    direction: np.ndarray  # unit push direction (3,), from where the object went
+
+
+def find_push_window(rec: Recording, cfg: MassIdConfig) -> PushWindow:
+    """Locate the push from the object poses; raise RecordingError for unusable recordings."""
+    t, p = rec.pose_t, rec.pose_p
+    ok = np.all(np.isfinite(p), axis=1)
+    t, p, q = t[ok], p[ok], rec.pose_q[ok]
+    if len(t) < cfg.rest_frames + 3:
+        raise RecordingError(f"bag too short: {len(t)} object poses, need at least {cfg.rest_frames + 3}")
+    if len(rec.joint_t) < 50 or len(rec.cmd_t) < 2:
+        raise RecordingError(f"bag too short: {len(rec.joint_t)} joint states and {len(rec.cmd_t)} joint commands")
+    rest = np.median(p[:cfg.rest_frames, :2], axis=0)
+    dist = np.linalg.norm(p[:, :2] - rest, axis=1)
+    # Two consecutive frames beyond the threshold: one noisy frame is not a motion.
+    moved = (dist > cfg.move_threshold) & np.r_[dist[1:] > cfg.move_threshold, False]
+    if not moved.any():
+        raise RecordingError(f"the object never moved (max displacement {dist.max() * 1e3:.1f} mm "
+                             f"< {cfg.move_threshold * 1e3:.0f} mm): the probe did not push it")
+    i_move = int(np.argmax(moved))
+    # A slow push crosses the threshold long after contact: walk back to where the (5-frame
+    # median) displacement was last at noise level, and start the window before that.
+    smooth = np.array([np.median(dist[max(0, i - 2):i + 3]) for i in range(len(dist))])
+    quiet = np.flatnonzero(smooth[:i_move] <= cfg.move_threshold / 3)
+    t_motion = float(t[quiet[-1]]) if len(quiet) else float(t[i_move])
+    before = t < t_motion - cfg.pre_motion
+    if before.sum() < cfg.rest_frames:
+        raise RecordingError(f"bag too short before the push: {before.sum()} resting frames, need {cfg.rest_frames}")
+    xy = np.median(p[before, :2], axis=0)
+    yaws = np.array([yaw_of(qq) for qq in q[before]])
+    yaw = float(np.angle(np.mean(np.exp(1j * 4 * yaws))) / 4) if rec.shape == "box" else 0.0
+    # Resting again: the pose stays within noise of its final value for settle_after seconds.
+    final = np.median(p[-cfg.rest_frames:, :2], axis=0)
+    far = np.linalg.norm(p[:, :2] - final, axis=1) > cfg.move_threshold / 2
+    t_rest = float(t[np.flatnonzero(far)[-1]]) if far.any() else t_motion
+    t0 = max(t_motion - cfg.pre_motion, float(rec.joint_t[0]), float(rec.cmd_t[0]))
+    if t0 >= rec.joint_t[-1] - 0.5:
+        raise RecordingError(f"the joint states end at {rec.joint_t[-1]:.2f} s, before the push "
+                             f"({t_motion:.2f} s on the camera clock)")
+    t0 = float(rec.joint_t[np.searchsorted(rec.joint_t, t0)])  # start on a measured joint state
+    max_window = cfg.sphere_window if rec.shape == "sphere" else cfg.max_window
+    t1 = min(max(t_rest, t_motion) + cfg.settle_after, t0 + max_window, float(rec.joint_t[-1]))
+    if t1 - t_motion < 0.1:
+        raise RecordingError(f"bag too short after the push starts ({t1 - t_motion:.2f} s of data)")
+    moved_to = np.median(p[(t > t_motion) & (t <= t1), :2], axis=0) - xy
+    direction = np.array([*moved_to / max(np.linalg.norm(moved_to), 1e-9), 0.0])
+    return PushWindow(t_motion, t0, t1, xy, yaw, direction)
+
+
+def check_joint_coverage(rec: Recording, win: PushWindow, cfg: MassIdConfig) -> None:
+    """The push force is inverted from consecutive joint states: refuse a recording with many lost."""
+    t = rec.joint_t[(rec.joint_t >= win.t0) & (rec.joint_t <= win.t1)]
+    if len(t) < 20:
+        raise RecordingError(f"only {len(t)} joint states during the push")
+    h = np.diff(t)
+    step = float(np.min(h[h > 0])) if np.any(h > 0) else 0.0
+    coverage = (len(t) - 1) * step / max(t[-1] - t[0], 1e-9)
+    if coverage < cfg.min_joint_coverage or h.max() > cfg.max_joint_gap:
+        raise RecordingError(f"joint states were lost during the push ({coverage:.0%} present, longest gap "
+                             f"{h.max() * 1e3:.0f} ms): the recorder could not keep up with the driver's rate")
+
+
+def drop_inconsistent_joint_states(rec: Recording, cfg: MassIdConfig) -> Recording:
+    """Remove joint states that contradict their neighbours (mis-stamped or reordered messages).
+
+    Consecutive states satisfy q_k = q_(k-1) + h_k qd_k up to the curvature of the motion (well
+    under a milliradian at driver rates). A message stamped with the wrong time - e.g. a clock
+    that rounds 8.9999999 s to 8.0 s - breaks that with both neighbours; replaying it would
+    inject a step of tens of newton-metres into the replay and shift the mass. Such states are
+    dropped (the replay bridges the gap); more than a few and the recording is refused.
+    """
+    if rec.joint_v is None:
+        return rec
+    keep = np.ones(len(rec.joint_t), dtype=bool)
+    for _ in range(10):
+        idx = np.flatnonzero(keep)
+        t, q, v = rec.joint_t[idx], rec.joint_q[idx, :7], rec.joint_v[idx, :7]
+        jump = np.max(np.abs(q[1:] - q[:-1] - np.diff(t)[:, None] * v[1:]), axis=1) > cfg.max_joint_jump
+        bad = np.r_[jump[0], jump[1:] & jump[:-1], jump[-1]]  # inconsistent with both neighbours
+        if not bad.any():
+            break
+        keep[idx[bad]] = False
+    if (~keep).sum() > cfg.max_bad_joint_states * len(keep):
+        raise RecordingError(f"{(~keep).sum()} of {len(keep)} joint states contradict their neighbours "
+                             "(positions jump where the velocities say they cannot: mis-stamped or reordered "
+                             "messages); the recording cannot be trusted")
+    if keep.all():
+        return rec
+    return replace(rec, joint_t=rec.joint_t[keep], joint_q=rec.joint_q[keep], joint_v=rec.joint_v[keep],
+                   joint_effort=rec.joint_effort[keep])
