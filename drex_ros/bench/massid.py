@@ -142,6 +142,7 @@ def _identify(obj: BenchObject, bag: Path) -> dict:
 def _summary(rows: list[dict]) -> dict:
     errs = np.array([abs(r["err_pct"]) for r in rows if r["err_pct"] is not None])
     walls = np.array([r["wall_s"] for r in rows if np.isfinite(r["wall_s"])])
+    zs = np.array([(r["mass_est"] - r["mass"]) / r["std_est"] for r in rows if r["mass_est"] is not None])
     return {
         "objects": len(rows),
         "unidentifiable": int(sum(1 for r in rows if not r["identifiable"])),
@@ -149,6 +150,8 @@ def _summary(rows: list[dict]) -> dict:
         "p90_err_pct": float(np.percentile(errs, 90)) if errs.size else None,
         "max_err_pct": float(errs.max()) if errs.size else None,
         "median_wall_s": float(np.median(walls)) if walls.size else None,
+        # Is the reported std honest? RMS of (estimate - truth) / std over the identified objects (~1).
+        "rms_z": float(np.sqrt(np.mean(np.square(zs)))) if zs.size else None,
         "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0],
         "targets": {"median_err_pct": 3.0, "p90_err_pct": 6.0, "median_wall_s": 3.0},
@@ -194,13 +197,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**summary, "rows": rows}))
         return 0
-    print(f"{'#':>2} {'shape':<8} {'true kg':>8} {'est kg':>8} {'err %':>7} {'mu true':>7} {'mu est':>7} "
+    print(f"{'#':>2} {'shape':<8} {'true kg':>8} {'est kg':>8} {'std kg':>7} {'err %':>7} {'mu true':>7} {'mu est':>7} "
           f"{'wall s':>6}  note")
     for r in rows:
         est = "-" if r["mass_est"] is None else f"{r['mass_est']:.4f}"
+        std = "-" if r["std_est"] is None else f"{r['std_est']:.4f}"
         err = "-" if r["err_pct"] is None else f"{r['err_pct']:+.1f}"
         mu = "-" if r["friction_est"] is None else f"{r['friction_est']:.2f}"
-        print(f"{r['index']:>2} {r['shape']:<8} {r['mass']:>8.4f} {est:>8} {err:>7} {r['friction']:>7.2f} {mu:>7} "
-              f"{r['wall_s']:>6.2f}  {'' if r['identifiable'] else 'unidentifiable: ' + r['reason']}")
+        print(f"{r['index']:>2} {r['shape']:<8} {r['mass']:>8.4f} {est:>8} {std:>7} {err:>7} {r['friction']:>7.2f} "
+              f"{mu:>7} {r['wall_s']:>6.2f}  {'' if r['identifiable'] else 'unidentifiable: ' + r['reason']}")
     print(json.dumps({k: v for k, v in summary.items()}, indent=1))
     return 0
