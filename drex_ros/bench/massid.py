@@ -21,19 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
+from drex_ros.training.episode import ObjectSample
+
 SIZES = {"box": ((0.04, 0.08), (0.04, 0.08), (0.04, 0.08)), "cylinder": ((0.025, 0.04), (0.05, 0.10)),
          "sphere": ((0.025, 0.04),)}
 
 
 @dataclass
-class BenchObject:
-    index: int
-    shape: str
-    size: tuple[float, ...]
-    mass: float
-    friction: float
-    position: tuple[float, float]
-    yaw: float
+class BenchObject(ObjectSample):
+    """An object of the scene with its place in the bench (it names the bag's folder and seeds the camera noise)."""
+
+    index: int = 0
 
 
 def make_objects(n: int, seed: int = 0) -> list[BenchObject]:
@@ -44,9 +42,10 @@ def make_objects(n: int, seed: int = 0) -> list[BenchObject]:
     for i, m in enumerate(masses):
         shape = shapes[i % 3]
         size = tuple(float(round(rng.uniform(*r), 3)) for r in SIZES[shape])
-        out.append(BenchObject(i, shape, size, float(round(m, 4)), float(round(rng.uniform(0.3, 1.0), 3)),
-                               (float(round(rng.uniform(0.52, 0.58), 3)), float(round(rng.uniform(-0.06, 0.06), 3))),
-                               float(round(rng.uniform(-0.3, 0.3), 3)) if shape == "box" else 0.0))
+        friction = float(round(rng.uniform(0.3, 1.0), 3))
+        position = (float(round(rng.uniform(0.52, 0.58), 3)), float(round(rng.uniform(-0.06, 0.06), 3)))
+        yaw = float(round(rng.uniform(-0.3, 0.3), 3)) if shape == "box" else 0.0
+        out.append(BenchObject(shape, size, float(round(m, 4)), friction, position, yaw, index=i))
     return out
 
 
@@ -61,13 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # --- recording through the nodes -----------------------------------------------------------------
-def _record(obj: BenchObject, out_dir: Path, say, rtf: float) -> Path:
+def record_probe(obj: BenchObject, out_dir: Path, say, rtf: float) -> Path:
+    """Push the object with mass_id_node through the node chain (each node its own process); the bag's path."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import JointState
     from std_srvs.srv import Trigger
 
-    from drex_ros.bench.pose_relay import CameraPoseEmulator, NodeProcess
+    from drex_ros.bench.pose_relay import CameraPoseEmulator
+    from drex_ros.node_process import NodeProcess
 
     out_dir.mkdir(parents=True, exist_ok=True)
     procs = [
@@ -118,7 +119,8 @@ def _record(obj: BenchObject, out_dir: Path, say, rtf: float) -> Path:
 
 
 # --- identification ----------------------------------------------------------------------------------
-def _identify(obj: BenchObject, bag: Path) -> dict:
+def identify_bag(obj: BenchObject, bag: Path) -> dict:
+    """Identify a recorded probe as `drex identify` would; one table row (a RecordingError is a row too)."""
     from drex_ros.core.massid import MassIdConfig, RecordingError, identify
     from drex_ros.core.probe_recording import read_recording
 
@@ -179,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             for obj in tqdm(need, desc="recording probes", disable=args.json, file=sys.stderr):
                 try:
-                    bags[obj.index] = _record(obj, args.out / f"object_{obj.index:02d}", say, args.rtf)
+                    bags[obj.index] = record_probe(obj, args.out / f"object_{obj.index:02d}", say, args.rtf)
                 except RuntimeError as exc:  # reported in the table, the run goes on
                     failed[obj.index] = str(exc).splitlines()[0]
                     say(f"  object {obj.index}: {failed[obj.index]}")
@@ -192,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
                          "mass_est": None, "std_est": None, "friction_est": None, "wall_s": float("nan"),
                          "rollouts": 0, "err_pct": None})
             continue
-        rows.append(_identify(obj, bags[obj.index]))
+        rows.append(identify_bag(obj, bags[obj.index]))
     summary = _summary(rows)
     if args.json:
         print(json.dumps({**summary, "rows": rows}))

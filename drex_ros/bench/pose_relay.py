@@ -1,4 +1,4 @@
-"""Bench helpers: a camera-pipeline emulator for object poses, and node processes.
+"""Bench helper: a camera-pipeline emulator for object poses.
 
 `CameraPoseEmulator` turns the sim's ground truth (/drex/sim/object_pose_gt, 100 Hz) into what a
 tracking pipeline delivers on /drex/object_pose: 30 Hz frames, 2 mm / 1 deg noise, dropped
@@ -14,7 +14,6 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 
-from drex_ros.node_process import NodeProcess  # noqa: F401 (the bench's launcher, imported from here)
 from drex_ros.nodes.ros_io import to_sec, to_stamp
 
 

@@ -42,6 +42,8 @@ from drex_ros.nodes.ros_io import (
     to_sec,
 )
 
+JOINT_CATCH_UP_S = 30.0  # wall seconds the joint-state callbacks may lag behind the probe's end
+
 PARAMETERS = {
     "object_shape": "box",
     "object_size": [0.06, 0.06, 0.06],
@@ -226,15 +228,20 @@ class MassIdNode(Node):
         self._plan = None
         if not finished:
             raise ProbeError(f"the probe did not finish within {self._param('probe_timeout_s')} s (is time running?)")
-        # Callbacks may lag on a busy host: wait until the joint states caught up with the end.
+        # Callbacks may lag on a busy host: wait until the joint states caught up with the end,
+        # and never identify from a recording whose end (the push) is missing.
         t_end = self._now()
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + JOINT_CATCH_UP_S
+        caught_up = False
+        while not caught_up and time.monotonic() < deadline:
             with self._lock:
-                caught_up = bool(self._joints) and self._joints[-1][0] >= t_end - 0.01
-            if caught_up:
-                break
+                last = self._joints[-1][0] if self._joints else float("-inf")
+            caught_up = last >= t_end - 0.01
             time.sleep(0.02)
+        if not caught_up:
+            raise RecordingError(f"the recorded joint states end {t_end - last:.2f} s before the probe did, "
+                                 f"{JOINT_CATCH_UP_S:.0f} s after it: this node could not keep up with "
+                                 "/joint_states, and the push is not in the recording")
         self.get_logger().info("probe done; identifying")
         return self._recording(t_from)
 

@@ -49,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ROS_DOMAIN_ID for --chain (default: a private one from the pid; localhost only)")
     parser.add_argument("--chain-policy-param", action="append", default=[], metavar="NAME:=VALUE",
                         help="policy_node parameter override for --chain (repeatable), e.g. max_overruns:=1000")
+    parser.add_argument("--probe", type=int, default=0, metavar="N",
+                        help="condition (b) from the real mass-ID node: probe, identify and grasp N objects per bin")
+    parser.add_argument("--probe-rtf", type=float, default=0.5, help="sim_node real_time_factor while probing")
+    parser.add_argument("--probe-fallback-mass", type=float, default=1.2,
+                        help="kg the grasp is given when the probe says unidentifiable (as the demo's task node)")
+    parser.add_argument("--probe-out", type=Path, default=Path(tempfile.gettempdir()) / "drex_eval_probes",
+                        help="where the probe bags go")
     parser.add_argument("--plot", type=Path, default=Path("grasp_eval.png"), help="success-vs-mass plot file")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -82,6 +89,15 @@ def print_table(report: dict, out=sys.stdout) -> None:
         for p in chain["problems"]:
             print(f"  chain problem: {p}", file=out)
         print(f"  (node output: {CHAIN_LOG})", file=out)
+    probe = report.get("probe")
+    if probe:
+        print(f"(b) from the mass-ID node: identified {sum(probe['identified_per_bin'])} of "
+              f"{sum(probe['episodes_per_bin'])} probes (median mass error {probe['median_mass_err_pct']}%), "
+              f"unidentifiable grasped as {probe['fallback_mass']} kg; stand-in (b) was "
+              + " ".join(_fmt(v) for v in report["success_identified_mass_standin"]), file=out)
+        for row in probe["rows"]:
+            if row["success"] is None:
+                print(f"  probe problem: {row['reason']}", file=out)
     for name, rates in report.get("cross_eval", {}).items():
         cells = " ".join(_fmt(r) for r in rates["success"])
         grip = " ".join(_fmt(r, False) for r in rates["grip_over_least"])
@@ -138,10 +154,7 @@ def run_chain(args: argparse.Namespace, bins: list[tuple[float, float]]) -> dict
         if not sep:
             raise ValueError(f"--chain-policy-param {item!r}: expected NAME:=VALUE")
         overrides[name] = value
-    # A private DDS domain on this host only: the evaluation is a closed world and must neither
-    # hear another stack's /joint_states nor send its commands to another simulator.
-    os.environ["ROS_DOMAIN_ID"] = str(args.chain_domain_id if args.chain_domain_id >= 0 else os.getpid() % 100 + 1)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    _private_domain(args.chain_domain_id)
     # SIGTERM ends the run like Ctrl-C, so the episode's node processes are stopped on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     rclpy.init()
@@ -163,6 +176,30 @@ def run_chain(args: argparse.Namespace, bins: list[tuple[float, float]]) -> dict
     for cond, key in CONDITION_KEYS.items():
         report[key] = [float(sum(r) / len(r)) if r else None for r in results[cond]]
     return report
+
+
+def _private_domain(domain_id: int) -> None:
+    """A private DDS domain on this host only: the evaluation is a closed world and must neither
+    hear another stack's /joint_states nor send its commands to another simulator."""
+    os.environ["ROS_DOMAIN_ID"] = str(domain_id if domain_id >= 0 else os.getpid() % 100 + 1)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+
+
+def run_probe(args: argparse.Namespace, bins: list[tuple[float, float]]) -> dict:
+    """Condition (b) with the mass-ID node (training/probe_eval.py)."""
+    import rclpy
+    from tqdm import tqdm
+
+    from drex_ros.training.probe_eval import run_probe_eval
+
+    _private_domain(args.chain_domain_id)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    rclpy.init()
+    try:
+        return run_probe_eval(str(args.model), bins, args.probe, args.seed, args.probe_fallback_mass, args.probe_out,
+                              args.probe_rtf, say=(lambda _m: None) if args.json else tqdm.write)
+    finally:
+        rclpy.shutdown()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -210,6 +247,13 @@ def run(args: argparse.Namespace) -> int:
                                 for n in models if n != "main"}
     if args.chain > 0:
         report["chain"] = run_chain(args, bins)
+    if args.probe > 0:
+        report["probe"] = run_probe(args, bins)
+        # (b) is the real identifier's; the stand-in stays for comparison.
+        report["success_identified_mass_standin"] = report["success_identified_mass"]
+        report["success_identified_mass"] = report["probe"]["success_identified_mass"]
+        report["identified_mass_source"] = (f"mass_id_node probes through the node chain ({args.probe} objects per "
+                                            f"bin; unidentifiable -> {args.probe_fallback_mass} kg)")
     if args.plot:
         plot_report(report, args.plot)
         report["plot"] = str(args.plot)

@@ -1,0 +1,79 @@
+"""Condition (b) with the real mass identifier instead of a stand-in.
+
+For the first N evaluation objects of every bin, mass_id_node pushes the object in its own
+process, through smoother_node and safety_node to sim_node (the camera pipeline emulated by
+the noisy pose relay of `drex bench massid`), and records the probe; the bag is identified
+as `drex identify` would identify it. The grasp is then evaluated in-process given that mass.
+An "unidentifiable" verdict gives the fallback mass the task node would grasp with (counted,
+and reported as such); a probe that could not be recorded is reported and not counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+FALLBACK_FRICTION = 0.5  # the task node's default when friction is not identified
+
+
+@dataclass
+class ProbeOutcome:
+    bin_index: int
+    true_mass: float
+    identified_mass: float | None  # None: unidentifiable (or the probe failed)
+    reason: str
+    given_mass: float | None  # what the policy was told (identified, or the fallback)
+    success: bool | None  # None: no episode (the probe failed)
+
+
+def probe_and_identify(obj, index: int, out_dir: Path, rtf: float, say) -> tuple[float | None, float | None, str]:
+    """(mass, friction, verdict) from a probe recorded through the real nodes; mass None = no number."""
+    from drex_ros.bench.massid import BenchObject, identify_bag, record_probe
+
+    bench_obj = BenchObject(**asdict(obj), index=index)
+    bag = record_probe(bench_obj, out_dir / f"object_{index:03d}", say, rtf)
+    row = identify_bag(bench_obj, bag)
+    return row["mass_est"], row["friction_est"], row["reason"]
+
+
+def run_probe_eval(model_path: str, bins: list[tuple[float, float]], per_bin: int, seed: int, fallback_mass: float,
+                   out_dir: Path, rtf: float, say) -> dict:
+    """Success per bin given the probe-identified mass; rclpy must be initialised by the caller."""
+    from tqdm import tqdm
+
+    from drex_ros.training.evaluation import PolicyController, _model, eval_object, object_seed
+
+    model = _model(model_path)
+    jobs = []
+    for b, rng_bin in enumerate(bins):
+        for i in range(per_bin):
+            drawn = eval_object(rng_bin, object_seed(seed, b, i), 0.5, 0.0)
+            if drawn is not None:
+                jobs.append((b, drawn[0]))
+    outcomes: list[ProbeOutcome] = []
+    for k, (b, episode) in enumerate(tqdm(jobs, desc="probe + identify + grasp")):
+        obj = episode.obj
+        try:
+            mass, friction, reason = probe_and_identify(obj, k, out_dir, rtf, say)
+        except RuntimeError as exc:  # a probe that could not run: reported, not counted
+            outcomes.append(ProbeOutcome(b, obj.mass, None, f"probe failed: {str(exc).splitlines()[0]}", None, None))
+            continue
+        given = mass if mass is not None else fallback_mass
+        result = episode.run(PolicyController(model, obj, given, friction if friction else FALLBACK_FRICTION))
+        outcomes.append(ProbeOutcome(b, obj.mass, mass, reason, given, bool(result.success)))
+    return summarize_probe_eval(outcomes, bins, fallback_mass)
+
+
+def summarize_probe_eval(outcomes: list[ProbeOutcome], bins: list[tuple[float, float]], fallback_mass: float) -> dict:
+    ran = [[o for o in outcomes if o.bin_index == b and o.success is not None] for b in range(len(bins))]
+    errors = [abs(o.identified_mass / o.true_mass - 1.0) * 100 for o in outcomes if o.identified_mass is not None]
+    return {
+        "episodes_per_bin": [len(r) for r in ran],
+        "success_identified_mass": [float(np.mean([o.success for o in r])) if r else None for r in ran],
+        "identified_per_bin": [sum(o.identified_mass is not None for o in r) for r in ran],
+        "median_mass_err_pct": float(np.median(errors)) if errors else None,
+        "fallback_mass": fallback_mass,
+        "rows": [asdict(o) for o in outcomes],
+    }
