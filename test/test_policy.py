@@ -242,3 +242,19 @@ def test_decode_action_targets_and_grip_effort():
     assert efforts["joint_2.0"] == pytest.approx(0.25 * 0.7)
     with pytest.raises(ValueError, match="non-finite"):
         decode_action(c, np.array([np.nan, 0.0, 0.0]), JOINT_NAMES, ROBOT.limits)
+
+
+def test_clock_rate_measures_steps_in_the_robot_clock():
+    from drex_ros.core.policy_loop import ClockRate
+
+    rate = ClockRate(smoothing=1.0)
+    rate.update(10.0, 100.0)
+    rate.update(10.2, 101.0)  # a sim at 0.2x real time
+    assert abs(rate.rate - 0.2) < 1e-9
+    t0 = rate.seconds()
+    t1 = rate.seconds()
+    assert 0 <= t1 - t0 < 1e-3
+    rate.update(10.2, 102.0)  # a paused sim: its clock did not move
+    assert rate.rate == 0.0
+    rate.update(9.0, 103.0)  # time went backwards (reset): ignored
+    assert rate.rate == 0.0

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,9 +108,36 @@ class StepResult:
     overran: bool = False
 
 
+class ClockRate:
+    """How fast a robot clock runs against the wall (sim time: the real-time factor), smoothed.
+
+    `seconds()` is wall time scaled to that clock, for measuring a step's compute time in the
+    robot's seconds: a simulator at 0.2x real time gives a 50 Hz step 100 ms of wall time.
+    (A robot clock read inside a callback cannot do this: it only advances between callbacks.)
+    """
+
+    def __init__(self, smoothing: float = 0.1) -> None:
+        self.rate, self.smoothing = 1.0, smoothing
+        self._last: tuple[float, float] | None = None
+
+    def update(self, robot_now: float, wall_now: float) -> None:
+        if self._last is not None:
+            d_robot, d_wall = robot_now - self._last[0], wall_now - self._last[1]
+            if d_wall > 1e-4 and d_robot >= 0:
+                self.rate += self.smoothing * (min(d_robot / d_wall, 100.0) - self.rate)
+        self._last = (robot_now, wall_now)
+
+    def seconds(self) -> float:
+        return time.perf_counter() * self.rate
+
+
 class PolicyLoop:
-    def __init__(self, model: PolicyModel, robot: RobotModel, config: LoopConfig | None = None) -> None:
+    def __init__(self, model: PolicyModel, robot: RobotModel, config: LoopConfig | None = None,
+                 step_clock: Callable[[], float] = time.perf_counter) -> None:
+        """step_clock: what a step's compute time is measured on: wall time on the robot, a
+        ClockRate's seconds on a simulator's clock."""
         self.model, self.robot = model, robot
+        self.step_clock = step_clock
         self.config = config or LoopConfig()
         self.names = tuple(robot.joint_names)
         self._index = {n: i for i, n in enumerate(self.names)}
@@ -216,7 +243,7 @@ class PolicyLoop:
     def step(self, now: float) -> StepResult:
         if not self.enabled:
             return StepResult(None, None, f"disabled: {self.stop_reason}")
-        t0 = time.perf_counter()
+        t0 = self.step_clock()
         self.inputs.phase_time = now - self._enabled_at
         self._carry_occluded_object(now)
         try:
@@ -227,7 +254,7 @@ class PolicyLoop:
         except (MissingInput, ValueError) as exc:
             self._restart_blend = True  # resume from wherever the robot is by then
             self.refusals += 1
-            return StepResult(None, None, str(exc), time.perf_counter() - t0)
+            return StepResult(None, None, str(exc), self.step_clock() - t0)
         # Same mapping as policy.decode_action, on precomputed indices (this runs every period).
         positions = self._hold.copy()
         positions[self._ref_idx] = self._ref_val
@@ -240,7 +267,7 @@ class PolicyLoop:
             self.blend.start(self.inputs.position)
             self._restart_blend = False
         positions = self.blend.apply(positions)
-        duration = time.perf_counter() - t0
+        duration = self.step_clock() - t0
         overran = self.monitor.record(duration)
         if self.monitor.tripped:
             self.disable(f"deadline: {self.monitor.max_overruns} overruns of the {self.monitor.budget * 1e3:.2f} ms "

@@ -34,7 +34,7 @@ import drex_ros
 from drex_ros.core.markers import half_extents
 from drex_ros.core.policy import PolicyModel, RuntimeExpectations, check_contract
 from drex_ros.core.policy_contract import ContractError
-from drex_ros.core.policy_loop import LoopConfig, PolicyLoop
+from drex_ros.core.policy_loop import ClockRate, LoopConfig, PolicyLoop
 from drex_ros.core.robot import robot_model
 from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, make_joint_state, spin_node, to_sec
 
@@ -92,6 +92,7 @@ class PolicyNode(Node):
         for name, kind in LIST_PARAMETERS.items():
             self.declare_parameter(name, kind)
         self.robot = robot_model()
+        self._clock_rate = ClockRate()  # sim time: how fast the robot's clock runs (for the deadline)
         try:
             self.loop = self._load_checked_model()
             self.loop.set_object_size(self._object_extents())
@@ -168,7 +169,10 @@ class PolicyNode(Node):
                             deadline_fraction=float(self._param("deadline_fraction")),
                             max_overruns=int(self._param("max_overruns")),
                             overrun_window=int(self._param("overrun_window")))
-        return PolicyLoop(model, self.robot, config)
+        # On sim time the deadline is counted in the robot's (sim) seconds, like the safety node's watchdog.
+        sim_time = bool(self.get_parameter("use_sim_time").value)
+        return PolicyLoop(model, self.robot, config,
+                          step_clock=self._clock_rate.seconds if sim_time else time.perf_counter)
 
     def _object_extents(self) -> np.ndarray | None:
         """Full bounding-box extents (the contract's object_size) from shape + size parameters."""
@@ -255,7 +259,9 @@ class PolicyNode(Node):
     # ---- the control step -----------------------------------------------------------------
     def _step(self) -> None:
         was_enabled = self.loop.enabled
-        result = self.loop.step(self._now())
+        now = self._now()
+        self._clock_rate.update(now, time.perf_counter())
+        result = self.loop.step(now)
         if not was_enabled:
             return
         self._steps += 1
