@@ -11,6 +11,8 @@ import argparse
 import importlib
 import inspect
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +23,7 @@ STACK = {"safety_node": "safety.yaml", "smoother_node": "smoother.yaml", "policy
          "perception_node": "perception.yaml", "mass_id_node": "mass_id.yaml", "task_node": "task.yaml"}
 SIM = {"sim_node": "sim.yaml"}
 HOLD_SECONDS = 0.5
+CALLBACK_WAIT_S = 3.0  # how long shutdown waits for callbacks still running
 
 
 def default_config_dir() -> Path:
@@ -101,25 +104,27 @@ def start_nodes(names: list[str]) -> dict[str, object]:
 
 
 def shutdown_nodes(nodes: dict[str, object], executor) -> None:
-    """Policy off first, the safety node holds the measured position, then everything stops.
+    """Policy side off first, the safety node holds the measured position, then everything stops.
 
-    A callback still running in another executor thread (an identification finishing, say) may
-    touch a node that is already gone; that must not stop the rest - the recorder above all,
-    which writes the bag's metadata when it is destroyed.
+    The executor is stopped before any node is destroyed: a callback still running in a worker
+    thread (the sim rendering a frame) must not find its node torn down under it. A probe in
+    progress is aborted; an identification still computing is not waited for. A failing step
+    never skips the rest - the recorder above all, which writes the bag's metadata when destroyed.
     """
     for name in ("task_node", "policy_node", "mass_id_node"):
-        node = nodes.pop(name, None)
+        node = nodes.get(name)
         if node is not None:
             _quietly(executor.remove_node, node)
-            _quietly(node.destroy_node)
+            if hasattr(node, "abort"):
+                _quietly(node.abort, "bringup shutting down")
     safety = nodes.get("safety_node")
     if safety is not None and hasattr(safety, "hold"):
         _quietly(safety.hold, "bringup shutting down")
     deadline = time.monotonic() + HOLD_SECONDS
     while time.monotonic() < deadline:
         _quietly(executor.spin_once, timeout_sec=0.02)
+    _quietly(executor.shutdown, timeout_sec=CALLBACK_WAIT_S, wait_for_threads=False)
     for node in nodes.values():
-        _quietly(executor.remove_node, node)
         _quietly(node.destroy_node)
 
 
@@ -128,7 +133,7 @@ def _quietly(call, *args, **kwargs) -> None:
     try:
         call(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 (any failure here must not skip the remaining steps)
-        print(f"drex bringup: during shutdown, {type(exc).__name__}: {exc}")
+        print(f"drex bringup: during shutdown, {type(exc).__name__}: {exc}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,10 +149,21 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"drex bringup: {exc}")
         return 2
+    if args.record and args.record.exists():
+        print(f"drex bringup: {args.record} already exists; choose a new bag name")
+        return 2
     # rclpy's own SIGINT handler would invalidate the context before the safety node could hold:
-    # Ctrl-C arrives here as KeyboardInterrupt instead, and the orderly shutdown below runs first.
-    rclpy.init(args=ros_args + getattr(args, "ros_args", [])[1:],  # user's --ros-args come last and win
+    # Ctrl-C sets a flag instead, and the orderly shutdown below runs first. A flag, not
+    # KeyboardInterrupt: that can land in executor internals that swallow it (seen: a loaded
+    # one-process stack ignored Ctrl-C for 30 s), while a handler always runs.
+    # One process: a policy step's wall time is mostly the other nodes' share of the GIL, so its
+    # deadline counts the step's own CPU time (the safety watchdog still guards late commands).
+    rclpy.init(args=ros_args + ["-p", "deadline_clock:=thread_cpu"]
+               + getattr(args, "ros_args", [])[1:],  # user's --ros-args come last and win
                signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
     executor = MultiThreadedExecutor(num_threads=4)
     order = (list(SIM) if args.sim else []) + list(STACK)
     nodes = start_nodes(order)
@@ -159,16 +175,18 @@ def run(args: argparse.Namespace) -> int:
         nodes["recorder"] = RecorderNode(parameter_overrides=[Parameter("path", value=str(args.record))])
     for node in nodes.values():
         executor.add_node(node)
-    print(f"drex bringup: {', '.join(nodes)} running (sim={args.sim}, use_sim_time={use_sim_time}); Ctrl-C stops")
+    print(f"drex bringup: {', '.join(nodes)} running (sim={args.sim}, use_sim_time={use_sim_time}); Ctrl-C stops",
+          flush=True)
     if args.start_task:
         _start_task_when_ready(executor, nodes)
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        print("\ndrex bringup: shutting down (safety holds position first)")
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+        print("\ndrex bringup: shutting down (safety holds position first)", flush=True)
+    except ExternalShutdownException:
+        pass
     finally:
         shutdown_nodes(nodes, executor)
-        executor.shutdown()
         if rclpy.ok():
             rclpy.shutdown()
     return 0

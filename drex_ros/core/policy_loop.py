@@ -116,8 +116,9 @@ class ClockRate:
     (A robot clock read inside a callback cannot do this: it only advances between callbacks.)
     """
 
-    def __init__(self, smoothing: float = 0.1) -> None:
-        self.rate, self.smoothing = 1.0, smoothing
+    def __init__(self, smoothing: float = 0.1, base: Callable[[], float] = time.perf_counter) -> None:
+        """base: the wall-rate clock scaled (perf_counter, or thread_time for CPU time)."""
+        self.rate, self.smoothing, self.base = 1.0, smoothing, base
         self._last: tuple[float, float] | None = None
 
     def update(self, robot_now: float, wall_now: float) -> None:
@@ -128,7 +129,7 @@ class ClockRate:
         self._last = (robot_now, wall_now)
 
     def seconds(self) -> float:
-        return time.perf_counter() * self.rate
+        return self.base() * self.rate
 
 
 class PolicyLoop:

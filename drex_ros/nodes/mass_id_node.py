@@ -103,6 +103,7 @@ class MassIdNode(Node):
         self._k = 0  # last probe command sent: never goes back
         self._t_start = 0.0
         self._done = threading.Event()
+        self._abort_reason = ""
         self._timer = None
         self.get_logger().info(f"ready: {p('service')} probes a {p('object_shape')} {list(p('object_size'))} m")
 
@@ -226,6 +227,8 @@ class MassIdNode(Node):
         finished = self._done.wait(timeout=float(self._param("probe_timeout_s")))
         self.destroy_timer(self._timer)
         self._plan = None
+        if self._abort_reason:
+            raise ProbeError(f"probe aborted: {self._abort_reason}")
         if not finished:
             raise ProbeError(f"the probe did not finish within {self._param('probe_timeout_s')} s (is time running?)")
         # Callbacks may lag on a busy host: wait until the joint states caught up with the end,
@@ -233,7 +236,7 @@ class MassIdNode(Node):
         t_end = self._now()
         deadline = time.monotonic() + JOINT_CATCH_UP_S
         caught_up = False
-        while not caught_up and time.monotonic() < deadline:
+        while not caught_up and time.monotonic() < deadline and not self._abort_reason:
             with self._lock:
                 last = self._joints[-1][0] if self._joints else float("-inf")
             caught_up = last >= t_end - 0.01
@@ -244,6 +247,11 @@ class MassIdNode(Node):
                                  "/joint_states, and the push is not in the recording")
         self.get_logger().info("probe done; identifying")
         return self._recording(t_from)
+
+    def abort(self, reason: str) -> None:
+        """End a probe in progress now (shutdown): its service call fails with the reason."""
+        self._abort_reason = reason
+        self._done.set()
 
     def _on_identify(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         p = self._param

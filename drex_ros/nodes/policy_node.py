@@ -50,6 +50,7 @@ PARAMETERS = {
     "object_pose_timeout": 0.5,
     "occluded_object_hold": 0.0,
     "deadline_fraction": 1.0,
+    "deadline_clock": "wall",  # or thread_cpu (the step's own CPU time; drex bringup's one process)
     "max_overruns": 3,
     "overrun_window": 20,
     "world_frame": "world",
@@ -170,9 +171,15 @@ class PolicyNode(Node):
                             max_overruns=int(self._param("max_overruns")),
                             overrun_window=int(self._param("overrun_window")))
         # On sim time the deadline is counted in the robot's (sim) seconds, like the safety node's watchdog.
+        # thread_cpu: the step's own CPU time - in one process with other nodes (drex bringup) the wall
+        # time of a step is mostly waiting for their share of the GIL, not the policy's compute.
+        kind = self._param("deadline_clock")
+        if kind not in ("wall", "thread_cpu"):
+            raise PolicyStartupError(f"deadline_clock must be 'wall' or 'thread_cpu', got {kind!r}")
+        base = time.thread_time if kind == "thread_cpu" else time.perf_counter
+        self._clock_rate.base = base
         sim_time = bool(self.get_parameter("use_sim_time").value)
-        return PolicyLoop(model, self.robot, config,
-                          step_clock=self._clock_rate.seconds if sim_time else time.perf_counter)
+        return PolicyLoop(model, self.robot, config, step_clock=self._clock_rate.seconds if sim_time else base)
 
     def _object_extents(self) -> np.ndarray | None:
         """Full bounding-box extents (the contract's object_size) from shape + size parameters."""
