@@ -215,6 +215,8 @@ class MassIdNode(Node):
         self.get_logger().info(f"probe planned: push along {np.round(plan.direction[:2], 2)}, "
                                f"{plan.times[-1]:.1f} s of commands")
         t_from = self._now() - 1.0
+        if self._abort_reason:  # shutting down: no new timer on a node about to be destroyed
+            raise ProbeError(f"probe aborted: {self._abort_reason}")
         self._done.clear()
         self._t_start = self._now()
         self._k = 0
