@@ -53,7 +53,6 @@ PARAMETERS = {
 }
 
 
-
 class TaskNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("task_node", **kwargs)
@@ -192,7 +191,8 @@ class TaskNode(Node):
             self._identify_server_lost = None
             return
         now = self._now()
-        self._identify_server_lost = self._identify_server_lost or now
+        if self._identify_server_lost is None:
+            self._identify_server_lost = now
         if now - self._identify_server_lost > SERVICE_GRACE_S:
             self._fail(f"the mass-ID node went away during the probe ({self._param('identify_service')} vanished)")
 
