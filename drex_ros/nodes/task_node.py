@@ -260,14 +260,15 @@ class TaskNode(Node):
         phase = self.sequence.phase
         if phase.value != self._reported:
             self._reported = phase.value
-            self._state_pub.publish(String(data=phase.value))
-            # rclpy fixes one severity per call site, hence two calls.
+            # Logged before the state is published: whoever stops the stack on `done` must not cut
+            # these lines off. rclpy fixes one severity per call site, hence two calls.
             if phase is Phase.FAILED:
                 self.get_logger().error(f"task state: failed ({self.sequence.reason})")
             else:
                 self.get_logger().info(f"task state: {phase.value}")
             if phase in (Phase.DONE, Phase.FAILED):
                 self.get_logger().info("phase durations: " + json.dumps(self.sequence.durations))
+            self._state_pub.publish(String(data=phase.value))
             level = "error" if phase is Phase.FAILED else "ok"
             durations = {f"{k}_s": f"{v:.2f}" for k, v in self.sequence.durations.items()}
             self._diag.publish(level, self.sequence.reason or phase.value, {"phase": phase.value, **durations})
