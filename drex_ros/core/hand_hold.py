@@ -55,25 +55,33 @@ def object_in_hand(measured: np.ndarray, commanded: np.ndarray, settings: InHand
 
 
 class CarriedObject:
-    """The object's position in the palm frame, anchored when the grip closes on it."""
+    """The object's position (and optionally orientation) in the palm frame, anchored when the grip closes."""
 
     def __init__(self) -> None:
         self._in_palm: np.ndarray | None = None
+        self._rotation_in_palm: np.ndarray | None = None
 
     @property
     def anchored(self) -> bool:
         return self._in_palm is not None
 
-    def anchor(self, palm: pin.SE3, object_position: np.ndarray) -> None:
+    def anchor(self, palm: pin.SE3, object_position: np.ndarray, object_rotation: np.ndarray | None = None) -> None:
         self._in_palm = palm.rotation.T @ (np.asarray(object_position, float) - palm.translation)
+        self._rotation_in_palm = None if object_rotation is None else palm.rotation.T @ object_rotation
 
     def release(self) -> None:
-        self._in_palm = None
+        self._in_palm = self._rotation_in_palm = None
 
     def position(self, palm: pin.SE3) -> np.ndarray:
         if self._in_palm is None:
             raise RuntimeError("no carried object: anchor() it when the grip closes")
         return palm.translation + palm.rotation @ self._in_palm
+
+    def rotation(self, palm: pin.SE3) -> np.ndarray:
+        """World rotation of the carried object (anchored with a rotation)."""
+        if self._rotation_in_palm is None:
+            raise RuntimeError("no carried orientation: anchor() it with the object's rotation")
+        return palm.rotation @ self._rotation_in_palm
 
 
 class HeldObjectTracker:

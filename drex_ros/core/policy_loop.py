@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drex_ros.core.hand_hold import CarriedObject
 from drex_ros.core.policy import (
     MissingInput,
     ObservationBuilder,
@@ -162,7 +163,7 @@ class PolicyLoop:
         self._restart_blend = True
         self._full_effort = np.asarray(robot.limits.effort, dtype=float)
         self.refusals = 0
-        self._object_in_palm: tuple[np.ndarray, np.ndarray] | None = None
+        self._carried = CarriedObject()
         self._last_seen = -np.inf
         self.occluded_steps = 0
 
@@ -212,7 +213,7 @@ class PolicyLoop:
             return False, "cannot enable: no fresh /joint_states for every robot joint"
         self._hold = self.inputs.position.copy()
         self._enabled_at = now
-        self._object_in_palm = None
+        self._carried.release()
         self._restart_blend = True
         self.monitor.reset()
         self.enabled, self.stop_reason = True, ""
@@ -230,13 +231,11 @@ class PolicyLoop:
         palm = self.robot.palm_pose(inp.position)
         age = now - inp.object_pose_time
         if age <= self.config.object_pose_timeout and inp.object_pose_time >= self._enabled_at:
-            rot = rotation_from_wxyz(inp.object_quat)
-            self._object_in_palm = (palm.rotation.T @ (inp.object_position - palm.translation), palm.rotation.T @ rot)
+            self._carried.anchor(palm, inp.object_position, rotation_from_wxyz(inp.object_quat))
             self._last_seen = inp.object_pose_time
-        elif self._object_in_palm is not None and now - self._last_seen <= hold:
-            position, rot = self._object_in_palm
-            inp.object_position = palm.translation + palm.rotation @ position
-            inp.object_quat = quat_wxyz(palm.rotation @ rot)
+        elif self._carried.anchored and now - self._last_seen <= hold:
+            inp.object_position = self._carried.position(palm)
+            inp.object_quat = quat_wxyz(self._carried.rotation(palm))
             inp.object_pose_time = now
             self.occluded_steps += 1
 
