@@ -22,6 +22,7 @@ import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
+FALLBACK_MASS = 1.2  # kg the demo's task grasps with when the probe says unidentifiable (as if heavy)
 STARTUP_S = 120.0  # eight Python processes importing rclpy, MuJoCo and pinocchio on a busy 2-core host
 PHASES = ("perceiving", "probing", "identifying", "grasping", "lifting", "holding")
 
@@ -96,7 +97,7 @@ def _overrides(obj: DemoObject, out: Path, bag: str, real_time_factor: float) ->
         "policy_node": shape(),
         # When the probe cannot give a number the demo still grasps, as if the object were heavy
         # (the table says so); the default configuration fails the task instead.
-        "task_node": {**shape(), "fallback_mass": 1.2},
+        "task_node": {**shape(), "fallback_mass": FALLBACK_MASS},
         "recorder": {"path": bag},
     }
     handle = tempfile.NamedTemporaryFile("w", suffix="-demo.yaml", delete=False)

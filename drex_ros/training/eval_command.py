@@ -32,6 +32,7 @@ CONDITION_KEYS = {"true": "success_true_mass", "identified": "success_identified
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from drex_ros.commands.demo import FALLBACK_MASS
     from drex_ros.training.evaluation import IDENTIFIED_LOG_SIGMA, NOMINAL_MASS
 
     parser.add_argument("--model", type=Path, default=MODELS_DIR / "grasp_policy.onnx")
@@ -52,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probe", type=int, default=0, metavar="N",
                         help="condition (b) from the real mass-ID node: probe, identify and grasp N objects per bin")
     parser.add_argument("--probe-rtf", type=float, default=0.5, help="sim_node real_time_factor while probing")
-    parser.add_argument("--probe-fallback-mass", type=float, default=1.2,
+    parser.add_argument("--probe-fallback-mass", type=float, default=FALLBACK_MASS,
                         help="kg the grasp is given when the probe says unidentifiable (as the demo's task node)")
     parser.add_argument("--probe-out", type=Path, default=Path(tempfile.gettempdir()) / "drex_eval_probes",
                         help="where the probe bags go")
