@@ -10,6 +10,7 @@ from drex_ros.core.hand_hold import (
     HeldObjectTracker,
     InHandSettings,
     blocked_fingers,
+    grip_settled,
     object_in_hand,
 )
 from drex_ros.core.robot import robot_model
@@ -17,7 +18,7 @@ from drex_ros.training.episode import HAND_EFFORT_LIMIT, N_ARM, GraspEpisode, Ob
 
 
 def _grasp(present: bool) -> tuple[list[tuple[float, np.ndarray, np.ndarray, np.ndarray]], GraspEpisode]:
-    """Run the expert grasp; (plan time, measured q, commanded q, object position) every 0.1 s."""
+    """Run the expert grasp; (plan time, measured q, commanded q, object position, measured qd) every 0.1 s."""
     ep = GraspEpisode(ObjectSample("box", (0.05, 0.05, 0.06), 0.4, 0.8, (0.55, 0.0), 0.2))
     scene = ep.scene
     if not present:  # the same grasp closing on air
@@ -37,7 +38,7 @@ def _grasp(present: bool) -> tuple[list[tuple[float, np.ndarray, np.ndarray, np.
         t += ep.dt
         k += 1
         if k % 5 == 0:
-            rows.append((t, scene.joint_positions(), command, scene.object_pose()[0]))
+            rows.append((t, scene.joint_positions(), command, scene.object_pose()[0], scene.joint_velocities()))
     return rows, ep
 
 
@@ -49,14 +50,26 @@ def grasps():
 def test_held_object_blocks_the_fingers_and_air_does_not(grasps):
     for present, (rows, ep) in grasps.items():
         t_closed = ep.plan.phases()["close"][1]
-        after = [object_in_hand(q, cmd) for t, q, cmd, _ in rows if t > t_closed + 0.3]
-        before = [object_in_hand(q, cmd) for t, q, cmd, _ in rows if t < ep.plan.phases()["close"][0] - 0.5]
+        after = [object_in_hand(q, cmd) for t, q, cmd, _, _ in rows if t > t_closed + 0.3]
+        before = [object_in_hand(q, cmd) for t, q, cmd, _, _ in rows if t < ep.plan.phases()["close"][0] - 0.5]
         assert not any(before), "an open hand moving to the object must not look like a grasp"
         if present:
             assert all(after), "the fingers closed on the object must read as holding it"
-            assert min(blocked_fingers(q, c, InHandSettings()) for t, q, c, _ in rows if t > t_closed + 0.3) >= 3
+            assert min(blocked_fingers(q, c, InHandSettings()) for t, q, c, _, _ in rows if t > t_closed + 0.3) >= 3
         else:
             assert not any(after), "a hand closed on air must not read as holding anything"
+
+
+def test_the_grip_settles_only_once_the_fingers_stall_on_the_object(grasps):
+    rows, ep = grasps[True]
+    close_start, close_end = ep.plan.phases()["close"]
+    settled = [(t, grip_settled(q, qd, cmd)) for t, q, cmd, _, qd in rows]
+    closing = [s for t, s in settled if close_start <= t < close_start + 0.3]
+    assert closing and not any(closing), "fingers still closing must not count as a settled grip"
+    first = next(t for t, s in settled if s)
+    assert close_start < first <= close_end + 0.3, f"settled at {first:.2f} s (close phase {close_start}-{close_end})"
+    air_rows, _ = grasps[False]
+    assert not any(grip_settled(q, qd, cmd) for _, q, cmd, _, qd in air_rows), "a hand closed on air holds nothing"
 
 
 def test_carried_pose_follows_the_lifted_object(grasps):
@@ -65,7 +78,7 @@ def test_carried_pose_follows_the_lifted_object(grasps):
     carry = CarriedObject()
     lift_start = ep.plan.phases()["lift"][0]
     errors, rise = [], 0.0
-    for t, q, cmd, gt in rows:
+    for t, q, cmd, gt, _ in rows:
         if not carry.anchored and t > ep.plan.phases()["close"][1] and object_in_hand(q, cmd):
             carry.anchor(robot.palm_pose(q), rows[0][3])  # the resting pose seen before the grasp
         if carry.anchored and t > lift_start:
@@ -87,7 +100,7 @@ def test_tracker_carries_while_hidden_and_reports_a_drop_only_when_it_persists(g
     rest = rows[0][3]
     t_close = ep.plan.phases()["close"][0]
     events, errors = [], []
-    for t, q, cmd, gt in rows:
+    for t, q, cmd, gt, _ in rows:
         seen = (rest, 0.0)  # the camera saw the object resting before the grasp and never again
         estimate, event = tracker.update(t, seen, q, cmd, closing=t >= t_close)
         events.append(event)

@@ -45,7 +45,7 @@ def test_full_run_reaches_done_when_the_object_is_held_up():
         t += 0.05
         plan_t = t - t0
         z = OBJ[2] + (0.0 if plan_t < 3 else min(0.15, 0.15 * (plan_t - 3)))
-        seq.update(obs(t, last_command_time=t, object_position=OBJ + [0, 0, z - OBJ[2]]))
+        seq.update(obs(t, last_command_time=t, object_position=OBJ + [0, 0, z - OBJ[2]], grip_settled=plan_t > 2.5))
         seen.append(seq.phase)
     assert seq.phase is Phase.DONE, seq.reason
     assert [p for i, p in enumerate(seen) if i == 0 or seen[i - 1] != p] == [
@@ -58,7 +58,7 @@ def test_dropped_object_fails_with_a_reason():
     t = run_to_grasp(seq)
     for _ in range(400):
         t += 0.05
-        seq.update(obs(t, last_command_time=t))
+        seq.update(obs(t, last_command_time=t, grip_settled=True))
     assert seq.phase is Phase.FAILED and "not held" in seq.reason
 
 
@@ -147,5 +147,38 @@ def test_the_hand_may_hide_the_object_while_reaching_but_not_once_lifting():
     assert seq.phase is Phase.GRASPING, seq.reason
     for _ in range(int(seq.settings.object_pose_timeout / 0.05) + 10):
         t += 0.05
-        seq.update(obs(t, object_position=None, object_pose_time=None, last_command_time=t))
+        seq.update(obs(t, object_position=None, object_pose_time=None, last_command_time=t, grip_settled=True))
     assert seq.phase is Phase.FAILED and "object pose lost" in seq.reason
+
+
+def test_the_arm_waits_at_the_grasp_until_the_grip_settles():
+    seq = TaskSequence(grasp_phases=PHASES)
+    t0 = run_to_grasp(seq)
+    lift_at, settle = PHASES["lift"][0], seq.settings.grip_settle
+    t, times = t0, []
+    while t < t0 + lift_at + 1.0:  # the fingers are still closing a second past the planned lift
+        t += 0.05
+        times.append(seq.update(obs(t, last_command_time=t)).grasp_time)
+        assert seq.phase is Phase.GRASPING
+    assert max(times) == lift_at and times[-1] == lift_at, "the plan's clock stands at the lift"
+    seq.update(obs(t + 0.05, last_command_time=t + 0.05, grip_settled=True))
+    seq.update(obs(t + 0.1, last_command_time=t + 0.1, grip_settled=False))  # a flicker is not a grip
+    seq.update(obs(t + 0.15, last_command_time=t + 0.15, grip_settled=True))
+    assert seq.phase is Phase.GRASPING
+    t += 0.15
+    while seq.phase is Phase.GRASPING:
+        t += 0.05
+        actions = seq.update(obs(t, last_command_time=t, grip_settled=True))
+    assert seq.phase is Phase.LIFTING and t - (t0 + lift_at + 1.15) >= settle - 1e-9
+    assert lift_at <= actions.grasp_time < lift_at + 0.1, "the lift starts from its beginning, not skipped ahead"
+
+
+def test_a_grip_that_never_settles_fails_the_grasp():
+    seq = TaskSequence(grasp_phases=PHASES)
+    t = run_to_grasp(seq)
+    actions = None
+    while seq.phase is Phase.GRASPING:
+        t += 0.05
+        actions = seq.update(obs(t, last_command_time=t))
+    assert seq.phase is Phase.FAILED and actions.stop and "grip did not settle" in seq.reason
+    assert "lifting" not in seq.durations

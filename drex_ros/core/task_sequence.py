@@ -9,6 +9,11 @@ caller then disables the policy and the safety node's watchdog holds the robot s
 Probing vs identifying is read off the command stream: the mass-ID node's push sends
 commands; once they stop while the identification request is still open, the node is
 computing.
+
+The grasp plan's clock (the arm reference) runs from the start of the grasp, but it waits
+at the end of the close phase until the grip has settled on the object (fingers stalled on
+it and still): the policy closes the hand on its own clock, and a lift that starts while
+the fingers still close pulls the object out of the hand.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ class TaskSettings:
     settle_tolerance: float = 0.003  # m
     lift_height: float = 0.10  # m above the start to count as lifted
     hold_time: float = 3.0  # s lifted to count as held
+    grip_settle: float = 0.2  # s the grip must stay settled on the object before the arm lifts
+    grip_timeout: float = 3.0  # s past the plan's lift time without a settled grip -> failed
     # The probe streams commands at 250 Hz; a pause this long means it is over and the mass-ID
     # node is computing (long enough that a busy host's scheduling hiccup is not taken for it).
     probe_gap: float = 1.0
@@ -72,6 +79,7 @@ class Observation:
     identify_ok: bool = False
     identify_message: str = ""
     mass: float | None = None
+    grip_settled: bool = False  # fingers stalled on the object and still (hand_hold.grip_settled)
 
 
 @dataclass
@@ -97,6 +105,8 @@ class TaskSequence:
         self._settled: list[np.ndarray] = []
         self._probe_seen = False
         self._grasp_start = 0.0
+        self._plan_wait = 0.0  # s the plan's clock stood at the lift while the grip settled
+        self._grip_since: float | None = None
         self._lift_start_after: float = 0.0  # plan time at which lifting begins
         self._hold_start_after: float = 0.0
         self._lifted_since: float | None = None
@@ -114,7 +124,7 @@ class TaskSequence:
         """Seconds into the grasp plan while grasping, lifting or holding; else None."""
         if self.phase not in (Phase.GRASPING, Phase.LIFTING, Phase.HOLDING):
             return None
-        return now - self._grasp_start
+        return now - self._grasp_start - self._plan_wait
 
     # --- transitions ------------------------------------------------------------------------
     def start(self, now: float) -> bool:
@@ -210,12 +220,27 @@ class TaskSequence:
     def _begin_grasp(self, obs: Observation) -> Actions:
         self.start_position = np.asarray(obs.object_position, dtype=float)
         self._enter(Phase.GRASPING, obs.now)
-        self._grasp_start = obs.now
+        self._grasp_start, self._plan_wait, self._grip_since = obs.now, 0.0, None
         return Actions(start_grasp=True, grasp_time=0.0)
 
+    def _grip_ready(self, obs: Observation) -> bool:
+        if not obs.grip_settled:
+            self._grip_since = None
+            return False
+        self._grip_since = obs.now if self._grip_since is None else self._grip_since
+        return obs.now - self._grip_since >= self.settings.grip_settle
+
     def _grasping(self, obs: Observation) -> Actions:
-        t = obs.now - self._grasp_start
+        t = self.grasp_elapsed(obs.now)
+        grip_ready = self._grip_ready(obs)
         if self.phase is Phase.GRASPING and t >= self._lift_start_after:
+            if not grip_ready:
+                waited = t - self._lift_start_after + self._plan_wait
+                if waited > self.settings.grip_timeout:
+                    return self.fail(f"the grip did not settle on the object within {self.settings.grip_timeout:.1f} s "
+                                     "of the planned lift (missed grasp?)", obs.now)
+                self._plan_wait = obs.now - self._grasp_start - self._lift_start_after
+                return Actions(grasp_time=self._lift_start_after)
             self._enter(Phase.LIFTING, obs.now)
         elif self.phase is Phase.LIFTING and t >= self._hold_start_after:
             self._enter(Phase.HOLDING, obs.now)

@@ -4,7 +4,8 @@
 mass-ID node to push and identify (/drex/identify_mass), then plan the arm's grasp
 reference (core.grasp_plan) from the perceived pose, publish it on
 /drex/policy/arm_reference and enable the policy (/policy_node/enable), and watch the
-object rise and stay up. The logic lives in core.task_sequence; this node feeds it.
+object rise and stay up. The arm lifts only once the grip has settled on the object.
+The logic lives in core.task_sequence; this node feeds it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
 from drex_ros.core.grasp_plan import GraspPlan, GraspPlanError, plan_grasp
-from drex_ros.core.hand_hold import HeldObjectTracker, InHandSettings
+from drex_ros.core.hand_hold import HeldObjectTracker, InHandSettings, grip_settled
 from drex_ros.core.robot import ARM_JOINTS, JOINT_NAMES, robot_model
 from drex_ros.core.task_sequence import Observation, Phase, TaskSequence, TaskSettings
 from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, joint_state_arrays, make_joint_state, spin_node, to_sec
@@ -50,6 +51,9 @@ PARAMETERS = {
     "finger_stall_rad": 0.25,      # a finger this far from its command is blocked by the held object
     "fresh_pose_s": 0.2,           # a pose this recent is used as seen; older, a held object is carried
     "release_after_s": 1.0,        # fingers free this long (sim s) = the held object is gone
+    "grip_settled_speed": 0.3,     # rad/s: fingers slower than this have stopped closing
+    "grip_settle": 0.2,            # s the grip must stay settled before the arm lifts
+    "grip_timeout": 3.0,           # s past the planned lift without a settled grip -> failed
 }
 
 
@@ -61,6 +65,7 @@ class TaskNode(Node):
         self.sequence = TaskSequence(self._settings())
         self.plan: GraspPlan | None = None
         self._q: np.ndarray | None = None
+        self._qd: np.ndarray | None = None
         self._joint_time: float | None = None
         self._pose: tuple[np.ndarray, np.ndarray, float] | None = None
         self._command_time: float | None = None
@@ -69,7 +74,8 @@ class TaskNode(Node):
         self._commanded: np.ndarray | None = None
         self._held = HeldObjectTracker(robot_model().palm_pose, InHandSettings(
             stall_rad=float(self._param("finger_stall_rad")), fresh_pose_s=float(self._param("fresh_pose_s")),
-            release_after_s=float(self._param("release_after_s"))))
+            release_after_s=float(self._param("release_after_s")),
+            settled_speed=float(self._param("grip_settled_speed"))))
         self._mass: float | None = None
         self._identify = {"done": False, "ok": False, "message": ""}
         self._reported = ""
@@ -98,7 +104,8 @@ class TaskNode(Node):
     def _settings(self) -> TaskSettings:
         s = TaskSettings()
         s.timeouts = {k: float(self._param(f"timeout_{k}")) for k in s.timeouts}
-        for name in ("lift_height", "hold_time", "joint_state_timeout", "object_pose_timeout", "command_timeout"):
+        for name in ("lift_height", "hold_time", "joint_state_timeout", "object_pose_timeout", "command_timeout",
+                     "grip_settle", "grip_timeout"):
             setattr(s, name, float(self._param(name)))
         s.skip_identification = bool(self._param("skip_identification"))
         s.fallback_mass = float(self._param("fallback_mass"))
@@ -110,9 +117,14 @@ class TaskNode(Node):
 
     # --- inputs ---------------------------------------------------------------------------
     def _on_joints(self, msg: JointState) -> None:
-        q = joint_state_arrays(msg, JOINT_NAMES)["position"]
-        if np.all(np.isfinite(q)):
-            self._q, self._joint_time = q, to_sec(msg.header.stamp)
+        arrays = joint_state_arrays(msg, JOINT_NAMES)
+        q, qd, stamp = arrays["position"], arrays["velocity"], to_sec(msg.header.stamp)
+        if not np.all(np.isfinite(q)):
+            return
+        if not np.all(np.isfinite(qd)):  # a driver that reports no velocities: difference the positions
+            dt = None if self._joint_time is None else stamp - self._joint_time
+            qd = (q - self._q) / dt if dt and dt > 0 else np.full_like(q, np.nan)
+        self._q, self._qd, self._joint_time = q, qd, stamp
 
     def _on_pose(self, msg: PoseStamped) -> None:
         p, o = msg.pose.position, msg.pose.orientation
@@ -138,6 +150,12 @@ class TaskNode(Node):
         elif event == "dropped" and self.sequence.phase in (Phase.LIFTING, Phase.HOLDING):
             self._fail(f"object dropped while {self.sequence.phase.value}: the fingers closed on nothing")
         return estimate
+
+    def _grip_settled(self, now: float) -> bool:
+        live = self._command_time is not None and now - self._command_time <= float(self._param("command_timeout"))
+        if not live or self._q is None or self._qd is None:
+            return False
+        return grip_settled(self._q, self._qd, self._commanded, self._held.settings)
 
     # --- services -------------------------------------------------------------------------
     def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -218,6 +236,7 @@ class TaskNode(Node):
         obs = Observation(now=self._now(), joint_state_time=self._joint_time, last_command_time=self._command_time,
                           identify_done=self._identify["done"], identify_ok=self._identify["ok"],
                           identify_message=self._identify["message"], mass=self._mass)
+        obs.grip_settled = self._grip_settled(obs.now)
         estimate = self._object_estimate(obs.now)
         if estimate is not None:
             obs.object_position, obs.object_pose_time = estimate
