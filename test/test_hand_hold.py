@@ -119,3 +119,17 @@ def test_tracker_carries_while_hidden_and_reports_a_drop_only_when_it_persists(g
     assert event == "" and tracker.carry.anchored
     _, event = tracker.update(t + 1.2, (rest, 0.0), q, q, closing=True)
     assert event == "dropped" and not tracker.carry.anchored
+
+
+def test_tracker_anchors_at_the_resting_pose_not_at_a_pose_seen_under_the_hand(grasps):
+    rows, ep = grasps[True]
+    tracker = HeldObjectTracker(robot_model().palm_pose)
+    rest = rows[0][3]
+    occluded = (rest + np.array([-0.017, 0.010, -0.056]), 0.0)  # a pose perception gave as the hand covered it
+    t_close, lift_start = ep.plan.phases()["close"][0], ep.plan.phases()["lift"][0]
+    errors = []
+    for t, q, cmd, gt, _ in rows:
+        estimate, _ = tracker.update(t, occluded, q, cmd, closing=t >= t_close, rest=rest)
+        if t > lift_start:
+            errors.append(np.linalg.norm(estimate[0] - gt))
+    assert errors and max(errors) < 0.015, f"carried pose off by {1000 * max(errors):.1f} mm"

@@ -144,7 +144,8 @@ class TaskNode(Node):
         elapsed = self.sequence.grasp_elapsed(now)
         closing = elapsed is not None and self.plan is not None and elapsed >= self.plan.phases()["close"][0]
         live = self._command_time is not None and now - self._command_time <= float(self._param("command_timeout"))
-        estimate, event = self._held.update(now, seen, self._q, self._commanded if live else None, closing)
+        estimate, event = self._held.update(now, seen, self._q, self._commanded if live else None, closing,
+                                            rest=self.sequence.start_position)
         if event == "anchored":
             self.get_logger().info("grip closed on the object: its pose is carried with the palm while hidden")
         elif event == "dropped" and self.sequence.phase in (Phase.LIFTING, Phase.HOLDING):
