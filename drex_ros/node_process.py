@@ -6,6 +6,7 @@ One launcher for the demo, the benchmarks and the tests: each node in its own pr
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -31,10 +32,11 @@ class NodeProcess:
             args += ["--params-file", params_file]
         args += list(ros_args[1:] if ros_args[:1] == ["--ros-args"] else ros_args)
         self.name = name
-        if log_path is None:
+        if log_path is None:  # a log only for output(): gone when the launching interpreter exits
             handle = tempfile.NamedTemporaryFile(mode="w+", suffix=f"-{name}.log", delete=False)
             log_path = Path(handle.name)
             handle.close()
+            atexit.register(log_path.unlink, missing_ok=True)
         self.log_path = Path(log_path)
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
