@@ -41,10 +41,11 @@ def build_report(rec: Recording, est: MassEstimate, cfg: MassIdConfig | None = N
                                rec.joint_effort[sel], w.direction, cfg.weights.effort_cutoff_hz)
     sphere = rec.shape == "sphere"
     max_speed = float("inf") if sphere else cfg.reading_max_speed
-    obs = fit_push(f_obs, rec.shape, contact_mask(f_obs, max_speed=max_speed), cfg.weights.effort_cutoff_hz)
+    contact = contact_mask(f_obs, min_speed=cfg.reading_min_speed, max_speed=max_speed)
+    obs = fit_push(f_obs, rec.shape, contact, cfg.weights.effort_cutoff_hz)
     target = np.log(np.maximum([obs.mass] + ([] if sphere else [obs.friction]), 1e-6))
     cal = SimCalibrator(matcher, estimator, w.direction, rec.shape, cfg.weights.effort_cutoff_hz, est.force_span,
-                        1, 0.0, target, max_speed=max_speed)
+                        1, 0.0, target, max_speed=max_speed, min_speed=cfg.reading_min_speed)
     mass, mu = mass_friction_of(est.best_x)
     masses = mass * np.array(CURVE_FACTORS)
     X = np.array([[np.log(m)] + ([] if sphere else [np.log(mu)]) for m in masses])
