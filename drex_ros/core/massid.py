@@ -93,7 +93,7 @@ class MassIdConfig:
     move_threshold: float = 0.008  # m: the object moved when it is this far from its resting pose
     rest_frames: int = 8  # at least this many pose frames before the push
     pre_motion: float = 0.3  # s of window before the detected start of motion
-    max_window: float = 5.5  # s, longest simulated window (the scrub push lasts about 4.5 s)
+    max_window: float = 5.5  # s, longest simulated window (the push lasts about 4.2 s, more if the node chain stalls)
     sphere_window: float = 2.2  # s for a sphere: its push, and 0.6 s of it rolling away (it rolls on for long)
     settle_after: float = 0.25  # s kept after the object comes to rest
     delay_grid: tuple[float, float, float] = (-0.004, 0.026, 0.003)  # start, stop, step (s)
@@ -363,11 +363,12 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     param = sysid.Parameter("x", x0, lo, hi)
     x = x0.copy()
     r = np.nanmean(reads, axis=0) - target
-    for _ in range(cfg.lm_iterations):
+    for i in range(cfg.lm_iterations):
         if not np.all(np.isfinite(r)):
             break
         x = np.clip(x - np.linalg.solve(jac_lm, r), param.min_value, param.max_value)
-        r = cal.residual_fn(x)[0][0]
+        if i < cfg.lm_iterations - 1:  # the last step's point is evaluated by the batch below
+            r = cal.residual_fn(x)[0][0]
     # Uncertainty: how much one push's reading scatters between replays of practically equal
     # parameters (the contact's chaos; the recording is one such sample), from a batch of
     # `uncertainty_replays` at the fit - a few replays give a scatter that can be several times
