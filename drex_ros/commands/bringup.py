@@ -106,10 +106,12 @@ def start_nodes(names: list[str]) -> dict[str, object]:
 def shutdown_nodes(nodes: dict[str, object], executor) -> None:
     """Policy side off first, the safety node holds the measured position, then everything stops.
 
-    The executor is stopped before any node is destroyed: a callback still running in a worker
-    thread (the sim rendering a frame) must not find its node torn down under it. A probe in
-    progress is aborted; an identification still computing is not waited for. A failing step
-    never skips the rest - the recorder above all, which writes the bag's metadata when destroyed.
+    The bag is closed right after the hold, before anything that could hang: once, on a loaded
+    host, the teardown did not finish within the demo's 10 s and the bag was left without its
+    metadata. The executor is stopped before any node is destroyed: a callback still running in
+    a worker thread (the sim rendering a frame) must not find its node torn down under it. A
+    probe in progress is aborted; an identification still computing is not waited for. A
+    failing step never skips the rest.
     """
     for name in ("task_node", "policy_node", "mass_id_node"):
         node = nodes.get(name)
@@ -123,8 +125,14 @@ def shutdown_nodes(nodes: dict[str, object], executor) -> None:
     deadline = time.monotonic() + HOLD_SECONDS
     while time.monotonic() < deadline:
         _quietly(executor.spin_once, timeout_sec=0.02)
+    recorder = nodes.get("recorder")
+    if recorder is not None:
+        _quietly(executor.remove_node, recorder)
+        _quietly(recorder.close)
+    print("drex bringup: stopping the executor", flush=True)
     _quietly(executor.shutdown, timeout_sec=CALLBACK_WAIT_S, wait_for_threads=False)
-    for node in nodes.values():
+    for name, node in nodes.items():
+        print(f"drex bringup: destroying {name}", flush=True)
         _quietly(node.destroy_node)
 
 

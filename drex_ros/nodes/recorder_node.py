@@ -7,6 +7,8 @@ use_sim_time), the way `ros2 bag record --use-sim-time` does.
 
 from __future__ import annotations
 
+import threading
+
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
@@ -45,6 +47,8 @@ class RecorderNode(Node):
         self.declare_parameter("topics", [""])  # empty entry = the stack's default set
         self.path = self.get_parameter("path").value
         self.writer = BagWriter(self.path)
+        # close() may come from another thread than the executor's (drex bringup's shutdown).
+        self._lock = threading.Lock()
         wanted = dict(STACK_TOPICS)
         if self.get_parameter("images").value:
             wanted.update(IMAGE_TOPICS)
@@ -56,16 +60,18 @@ class RecorderNode(Node):
         self.get_logger().info(f"recording {len(wanted)} topics to {self.path}")
 
     def _write(self, topic: str, type_name: str, msg) -> None:
-        if self.writer is not None:
-            self.writer.write(topic, type_name, msg, self.get_clock().now().nanoseconds * 1e-9)
+        with self._lock:
+            if self.writer is not None:
+                self.writer.write(topic, type_name, msg, self.get_clock().now().nanoseconds * 1e-9)
 
     def close(self) -> int:
-        """Finish the bag; returns the number of messages written."""
-        if self.writer is None:
-            return 0
-        count = self.writer.count
-        self.writer.close()
-        self.writer = None
+        """Finish the bag (idempotent); returns the number of messages written."""
+        with self._lock:
+            if self.writer is None:
+                return 0
+            count = self.writer.count
+            self.writer.close()
+            self.writer = None
         self.get_logger().info(f"wrote {count} messages to {self.path}")
         return count
 
