@@ -122,6 +122,25 @@ def test_joints_hold_their_last_target_when_commands_stop(ros, sim):
     np.testing.assert_allclose(_latest_positions(states), first, atol=5e-3)
 
 
+def test_a_second_clock_in_the_domain_is_reported_as_an_error(ros, sim):
+    from rosgraph_msgs.msg import Clock
+
+    node, executor = ros
+    diags = Collector(node, DiagnosticArray, "/diagnostics")
+
+    def sim_levels() -> list[int]:
+        return [s.level for m in diags.messages for s in m.status if "sim_node" in s.name]
+
+    other = node.create_publisher(Clock, "/clock", 10)  # as a second simulator would
+    crosstalk = lambda: DiagnosticStatus.ERROR in sim_levels()  # noqa: E731
+    assert spin_until(executor, crosstalk, 15), sim.output()
+    assert "other /clock publisher" in sim.output()
+    node.destroy_publisher(other)
+    diags.messages.clear()
+    assert spin_until(executor, lambda: len(sim_levels()) >= 3, 15)
+    assert DiagnosticStatus.ERROR not in sim_levels()[-1:], "the error clears once the other clock is gone"
+
+
 def test_reset_rebuilds_the_world_from_parameters(ros):
     node, executor = ros
     proc = NodeProcess("sim_node", {"publish_camera": False, "object_shape": "cylinder",

@@ -10,6 +10,7 @@ the clock source, so it runs on the wall (steady) clock whatever use_sim_time sa
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 
@@ -219,6 +220,15 @@ class SimNode(Node):
         return info
 
     def _publish_diagnostics(self) -> None:
+        others = self.count_publishers("/clock") - 1
+        if others > 0:
+            # A second simulator (or a bag played with --clock) in this ROS domain: every node's sim
+            # time would jump between the two, and each stack's commands would reach the other's robot.
+            message = (f"{others} other /clock publisher(s) in ROS domain {os.environ.get('ROS_DOMAIN_ID', '0')}: "
+                       "two simulated worlds cross-talk; give each stack its own ROS_DOMAIN_ID")
+            self.get_logger().error(message, throttle_duration_sec=10.0)
+            self._diag.publish("error", message, {"sim_time": f"{self.hw.time:.3f}"})
+            return
         if self._rejections:
             self._diag.publish("warn", "commands rejected or samples not published",
                                {**self._rejections, "sim_time": f"{self.hw.time:.3f}"})
