@@ -67,8 +67,10 @@ PARAMETERS = {
     "max_rel_std": 0.075,  # relative mass std above this -> unidentifiable (no number)
     "max_force_misfit": 1.0,  # N RMS between the replay at the fit and the recorded push force
     # A gap this long (s, node clock) between two command ticks is a stall of this node: the plan
-    # is paused for it instead of jumping ahead (see _tick).
-    "stall_pause_s": 0.05,
+    # is paused for it instead of jumping ahead (see _tick), up to stall_budget_s in all. (With
+    # 0.05 s, a host at load 10 on 2 cores late on every tick crawled the probe past its timeout.)
+    "stall_pause_s": 0.2,
+    "stall_budget_s": 3.0,
 }
 BUFFER_S = 60.0
 QUEUE = 5000
@@ -188,7 +190,8 @@ class MassIdNode(Node):
         rate = float(self._param("command_rate_hz"))
         now = self._now()
         gap = now - self._t_last_tick
-        if self._k > 0 and gap > float(self._param("stall_pause_s")):
+        if self._k > 0 and gap > float(self._param("stall_pause_s")) \
+                and sum(self._stalls) + gap <= float(self._param("stall_budget_s")):
             self._t_start += gap - 1.0 / rate
             self._stalls.append(gap)
         self._t_last_tick = now
