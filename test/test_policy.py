@@ -189,20 +189,27 @@ def test_loop_merges_model_reference_and_hold_and_blends_in():
     np.testing.assert_allclose(res.efforts, effort, atol=1e-6)
 
 
-def test_loop_refuses_on_stale_input_then_blends_in_again():
+def test_loop_refuses_on_stale_input_then_blends_in_again_from_its_last_command():
     loop = make_loop(LoopConfig(blend_steps=2, deadline_fraction=100.0))
     q = ROBOT.home()
     feed(loop, q, 0.0)
     loop.enable(0.0)
     loop.step(0.0)
-    loop.step(0.01)  # blend done
+    last = loop.step(0.01).positions  # blend done
     res = loop.step(0.5)  # joint state 0.5 s old
     assert res.positions is None and "stale" in res.problem
-    q2 = q + 0.01
+    # Meanwhile the fingers stalled on an object short of the command: the measured posture differs.
+    q2 = q + 0.05
     feed(loop, q2, 0.6)
     first = loop.step(0.6)
     full = loop.step(0.61).positions
-    np.testing.assert_allclose(first.positions, q2 + 0.5 * (full - q2), atol=1e-6)
+    np.testing.assert_allclose(first.positions, last + 0.5 * (full - last), atol=1e-6)
+    assert not np.allclose(first.positions, q2 + 0.5 * (full - q2), atol=1e-3), "not from the measured posture"
+    loop.enable(0.7)  # an explicit (re-)enable starts from the measured posture again
+    first = loop.step(0.7).positions
+    feed(loop, q2, 0.71)
+    full = loop.step(0.71).positions
+    np.testing.assert_allclose(first, q2 + 0.5 * (full - q2), atol=1e-6)
 
 
 def test_enable_needs_fresh_state_and_deadline_monitor_stops_policy():

@@ -7,8 +7,11 @@ One `PolicyLoop.step(now)` per control period:
 3. merge into a command for every robot joint: joints in the model's action come from the
    model, other joints from the latest arm reference (IK waypoints from the task), else
    from the measured position captured when the policy was enabled;
-4. blend in: for `blend_steps` steps after the policy starts or resumes after a refusal,
-   the command moves linearly from the measured position to the merged target;
+4. blend in: for `blend_steps` steps after the policy starts, the command moves linearly
+   from the measured position to the merged target; after a refusal, from the policy's own
+   last command instead: the robot kept that command meanwhile (the safety node holds the
+   hand at it), and the measured posture of fingers stalled on a held object is no squeeze
+   at all (a resume from it loosened a grip under load and dropped the object);
 5. occlusion: once grasping, the hand hides the markers; for `occluded_object_hold`
    seconds a stale object pose is replaced by the last one seen, carried along with the
    palm (the object is assumed held), instead of stopping the policy mid-lift;
@@ -161,6 +164,7 @@ class PolicyLoop:
         self._target_idx = np.array([self._index[j] for j in contract.position_targets], dtype=int)
         self._grip_idx = np.array([self._index[j] for j in contract.grip_effort], dtype=int)
         self._restart_blend = True
+        self._last_command: np.ndarray | None = None  # since the last enable
         self._full_effort = np.asarray(robot.limits.effort, dtype=float)
         self.refusals = 0
         self._carried = CarriedObject()
@@ -214,7 +218,7 @@ class PolicyLoop:
         self._hold = self.inputs.position.copy()
         self._enabled_at = now
         self._carried.release()
-        self._restart_blend = True
+        self._restart_blend, self._last_command = True, None
         self.monitor.reset()
         self.enabled, self.stop_reason = True, ""
         return True, f"policy enabled; blending in over {self.blend.steps} steps"
@@ -252,7 +256,7 @@ class PolicyLoop:
             if not np.all(np.isfinite(action)):
                 raise ValueError("policy output holds non-finite values")
         except (MissingInput, ValueError) as exc:
-            self._restart_blend = True  # resume from wherever the robot is by then
+            self._restart_blend = True  # resume from the last command, which the robot kept
             self.refusals += 1
             return StepResult(None, None, str(exc), self.step_clock() - t0)
         # Same mapping as policy.decode_action, on precomputed indices (this runs every period).
@@ -264,9 +268,10 @@ class PolicyLoop:
         if len(self._grip_idx):
             effort[self._grip_idx] *= min(max(float(action[n]), 0.0), 1.0)
         if self._restart_blend:
-            self.blend.start(self.inputs.position)
+            self.blend.start(self.inputs.position if self._last_command is None else self._last_command)
             self._restart_blend = False
         positions = self.blend.apply(positions)
+        self._last_command = positions.copy()
         duration = self.step_clock() - t0
         overran = self.monitor.record(duration)
         if self.monitor.tripped:
