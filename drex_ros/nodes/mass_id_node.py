@@ -65,7 +65,7 @@ PARAMETERS = {
     "friction_max": 1.5,
     "threads": 2,
     "max_rel_std": 0.075,  # relative mass std above this -> unidentifiable (no number)
-    "max_force_misfit": 1.0,  # N RMS between the replay at the fit and the recorded push force
+    "max_force_misfit": 0.2,  # N RMS between the replay at the fit and the recorded push force (+ 2x chaos)
     # A gap this long (s, node clock) between two command ticks is a stall of this node: the plan
     # is paused for it instead of jumping ahead (see _tick), up to stall_budget_s in all. (With
     # 0.05 s, a host at load 10 on 2 cores late on every tick crawled the probe past its timeout.)
