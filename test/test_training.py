@@ -46,6 +46,21 @@ def test_least_effort_is_the_boundary_of_holding(labels):
     assert not too_weak.success and too_weak.dropped_at is not None
 
 
+# Heavy objects from the training distribution that full effort dropped while the object sat 1.5 cm
+# toward the thumb (fingertip contact); centred on the finger axis the hand holds them.
+TALL_HEAVY = [
+    ObjectSample("box", (0.0538, 0.0539, 0.0824), 1.41, 0.70, (0.525, 0.081), -2.696),
+    ObjectSample("cylinder", (0.0281, 0.0864), 1.44, 0.86, (0.586, 0.065), 1.499),
+]
+
+
+@pytest.mark.parametrize("obj", TALL_HEAVY, ids=["box", "cylinder"])
+def test_full_effort_holds_a_tall_heavy_object_through_the_shake(obj):
+    episode = GraspEpisode(obj)
+    result = episode.run(expert_controller(episode.plan, 1.0))
+    assert result.success, f"dropped at {result.dropped_at}, max lift {result.max_lift:.3f} m"
+
+
 def test_recorded_episode_follows_the_contract():
     data = generate_episode(3)
     assert data is not None

@@ -54,7 +54,10 @@ class GraspGeometry:
     """Where the object sits in the palm frame at the grasp, and the motion sizes (m)."""
 
     grasp_depth: float = 0.075  # object centre below the palm frame (along the palm normal); tips meet here
-    centre_offset: float = -0.015  # object centre along the finger axis (palm z), toward the thumb
+    # Object centre along the finger axis (palm z). At 0 the fingers take the far side on their
+    # middle phalanges (short lever) and the thumb presses ~20% harder than at -0.015 (toward the
+    # thumb, fingertip contact): full effort holds 98% of 0.9-1.5 kg objects instead of 83%.
+    centre_offset: float = 0.0
     lateral_offset: float = 0.0  # object centre along palm y (the middle finger's plane)
     pregrasp_height: float = 0.10  # palm above the grasp pose before descending
     lift_height: float = 0.15
@@ -207,8 +210,7 @@ def plan_grasp(
     half = half_extents(shape, size)
     heading = grasp_heading(shape, object_yaw(object_quat_wxyz))
     rot = palm_rotation(heading)
-    # Object centre in the palm frame: at the depth where the thumb and middle fingertips meet,
-    # shifted toward the thumb, whose reach along the finger axis is the shorter.
+    # Object centre in the palm frame: at the depth where the thumb and middle fingertips meet.
     centre_in_palm = np.array([geometry.grasp_depth, geometry.lateral_offset,
                                geometry.centre_offset])
     palm_pos = pos - rot @ centre_in_palm

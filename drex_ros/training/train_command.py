@@ -19,6 +19,9 @@ import numpy as np
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 BANDS = {"light": (0.0, 0.6), "heavy": (0.95, 10.0)}
+# Part of the cached data set's file name: bump it whenever the grasp plan or the expert changes,
+# so a data set cached for an older grasp is not silently reused (v2: object centred on the finger axis).
+DATA_VERSION = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _load_or_generate(args: argparse.Namespace) -> tuple[dict, float]:
     from drex_ros.training.dataset import generate_dataset, save_dataset
 
-    path = args.data or args.out_dir / f"../../build/training/grasp_data_seed{args.seed}_n{args.episodes}.npz"
+    name = f"grasp_data_v{DATA_VERSION}_seed{args.seed}_n{args.episodes}.npz"
+    path = args.data or args.out_dir / "../../build/training" / name
     path = Path(path).resolve()
     if path.exists():
         print(f"reusing data set {path}")
