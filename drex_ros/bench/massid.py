@@ -56,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reuse", action="store_true", help="identify existing bags instead of recording")
     parser.add_argument("--rtf", type=float, default=0.5,
                         help="sim real-time factor while recording (below 1 leaves the recorder time on a busy host)")
+    parser.add_argument("--domain-id", type=int, default=None,
+                        help="ROS_DOMAIN_ID for the recordings (default: 150 + pid %% 80, away from the tests' 1-101)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -177,6 +179,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             need.append(obj)
     if need:
+        # A private domain: a second simulator in the domain (a running stack, another benchmark)
+        # would mix its /clock and commands with this one's.
+        os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        os.environ["ROS_DOMAIN_ID"] = str(args.domain_id if args.domain_id is not None else 150 + os.getpid() % 80)
         rclpy.init()
         try:
             for obj in tqdm(need, desc="recording probes", disable=args.json, file=sys.stderr):
