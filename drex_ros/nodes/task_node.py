@@ -143,7 +143,7 @@ class TaskNode(Node):
         seen = None if self._pose is None else (self._pose[0], self._pose[2])
         elapsed = self.sequence.grasp_elapsed(now)
         closing = elapsed is not None and self.plan is not None and elapsed >= self.plan.phases()["close"][0]
-        live = self._command_time is not None and now - self._command_time <= float(self._param("command_timeout"))
+        live = self._command_live(now)
         estimate, event = self._held.update(now, seen, self._q, self._commanded if live else None, closing,
                                             rest=self.sequence.start_position)
         if event == "anchored":
@@ -152,9 +152,11 @@ class TaskNode(Node):
             self._fail(f"object dropped while {self.sequence.phase.value}: the fingers closed on nothing")
         return estimate
 
+    def _command_live(self, now: float) -> bool:
+        return self._command_time is not None and now - self._command_time <= float(self._param("command_timeout"))
+
     def _grip_settled(self, now: float) -> bool:
-        live = self._command_time is not None and now - self._command_time <= float(self._param("command_timeout"))
-        if not live or self._q is None or self._qd is None:
+        if not self._command_live(now) or self._q is None or self._qd is None:
             return False
         return grip_settled(self._q, self._qd, self._commanded, self._held.settings)
 
