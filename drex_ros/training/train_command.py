@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+# The data set cache, in the checkout's build/ whatever --out-dir says (it was out-dir/../../build:
+# `--out-dir /tmp/x` put the cache at /build).
+DATA_CACHE_DIR = Path(__file__).resolve().parents[2] / "build" / "training"
 BANDS = {"light": (0.0, 0.6), "heavy": (0.95, 10.0)}
 # Part of the cached data set's file name: bump it whenever the grasp plan or the expert changes,
 # so a data set cached for an older grasp is not silently reused (v2: object centred on the finger axis).
@@ -40,7 +43,7 @@ def _load_or_generate(args: argparse.Namespace) -> tuple[dict, float]:
     from drex_ros.training.dataset import generate_dataset, save_dataset
 
     name = f"grasp_data_v{DATA_VERSION}_seed{args.seed}_n{args.episodes}.npz"
-    path = args.data or args.out_dir / "../../build/training" / name
+    path = args.data or DATA_CACHE_DIR / name
     path = Path(path).resolve()
     if path.exists():
         print(f"reusing data set {path}")
