@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from drex_ros.node_process import use_private_domain
+
 RATE_HZ = 100.0
 HIDDEN = (256, 256, 256)
 
@@ -303,10 +305,8 @@ def _plot(path: Path, runs: dict[str, dict]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     # A private domain: any other /joint_states or policy on the same domain would be measured too.
-    domain = args.domain_id if args.domain_id is not None else 150 + os.getpid() % 80
-    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    domain = use_private_domain(args.domain_id)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

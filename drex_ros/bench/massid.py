@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from drex_ros.node_process import use_private_domain
 from drex_ros.training.episode import ObjectSample
 
 SIZES = {"box": ((0.04, 0.08), (0.04, 0.08), (0.04, 0.08)), "cylinder": ((0.025, 0.04), (0.05, 0.10)),
@@ -181,8 +182,7 @@ def run(args: argparse.Namespace) -> int:
     if need:
         # A private domain: a second simulator in the domain (a running stack, another benchmark)
         # would mix its /clock and commands with this one's.
-        os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        os.environ["ROS_DOMAIN_ID"] = str(args.domain_id if args.domain_id is not None else 150 + os.getpid() % 80)
+        use_private_domain(args.domain_id)
         rclpy.init()
         try:
             for obj in tqdm(need, desc="recording probes", disable=args.json, file=sys.stderr):

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from drex_ros.node_process import use_private_domain
+
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 CHAIN_LOG = Path(tempfile.gettempdir()) / "drex_chain_eval_nodes.log"  # the node processes' output
 CONDITION_KEYS = {"true": "success_true_mass", "identified": "success_identified_mass",
@@ -155,7 +157,7 @@ def run_chain(args: argparse.Namespace, bins: list[tuple[float, float]]) -> dict
         if not sep:
             raise ValueError(f"--chain-policy-param {item!r}: expected NAME:=VALUE")
         overrides[name] = value
-    _private_domain(args.chain_domain_id)
+    use_private_domain(args.chain_domain_id)
     # SIGTERM ends the run like Ctrl-C, so the episode's node processes are stopped on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     rclpy.init()
@@ -179,13 +181,6 @@ def run_chain(args: argparse.Namespace, bins: list[tuple[float, float]]) -> dict
     return report
 
 
-def _private_domain(domain_id: int) -> None:
-    """A private DDS domain on this host only: the evaluation is a closed world and must neither
-    hear another stack's /joint_states nor send its commands to another simulator."""
-    os.environ["ROS_DOMAIN_ID"] = str(domain_id if domain_id >= 0 else os.getpid() % 100 + 1)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-
-
 def run_probe(args: argparse.Namespace, bins: list[tuple[float, float]]) -> dict:
     """Condition (b) with the mass-ID node (training/probe_eval.py)."""
     import rclpy
@@ -193,7 +188,7 @@ def run_probe(args: argparse.Namespace, bins: list[tuple[float, float]]) -> dict
 
     from drex_ros.training.probe_eval import run_probe_eval
 
-    _private_domain(args.chain_domain_id)
+    use_private_domain(args.chain_domain_id)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     rclpy.init()
     try:
