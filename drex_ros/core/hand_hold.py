@@ -26,6 +26,7 @@ import pinocchio as pin
 from drex_ros.core.robot import FINGERS, JOINT_NAMES
 
 _FINGER_INDEX = {f: [JOINT_NAMES.index(j) for j in joints] for f, joints in FINGERS.items()}
+_HAND_INDEX = [i for idx in _FINGER_INDEX.values() for i in idx]
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,7 @@ def grip_settled(measured: np.ndarray, velocity: np.ndarray, commanded: np.ndarr
     not yet squeezing (seen when the policy's commands ran late on a loaded host).
     """
     settings = settings or InHandSettings()
-    hand = [i for idx in _FINGER_INDEX.values() for i in idx]
-    speed = np.abs(np.asarray(velocity, float)[hand])
+    speed = np.abs(np.asarray(velocity, float)[_HAND_INDEX])
     return bool(np.all(np.isfinite(speed)) and speed.max() < settings.settled_speed
                 and object_in_hand(measured, commanded, settings))
 

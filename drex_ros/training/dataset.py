@@ -22,7 +22,6 @@ from drex_ros.core.robot import HAND_JOINTS, JOINT_NAMES, robot_model
 from drex_ros.training.episode import (
     CONTROL_RATE_HZ,
     HOLD_CHECK_S,
-    LIFT_SUCCESS_M,
     ObjectSample,
     StepInfo,
     expert_effort,
@@ -98,10 +97,9 @@ def generate_episode(seed: int, mass_range: tuple[float, float] = (0.05, 1.5)) -
     act = np.array([np.concatenate([expert_hand_targets(episode.plan, info.t),
                                     [expert_effort(episode.plan, info.t, label.label_effort)]])
                     for info, _, _ in result.records], dtype=np.float32)
-    # Held 10 cm up through the recorded 3 s (EpisodeResult.success would also want the settled
-    # success window, which ends 0.5 s after the recording: always False here).
-    held = result.dropped_at is None and result.lift_at_end >= LIFT_SUCCESS_M
-    return EpisodeData(obj, label.least_effort, label.label_effort, held, obs, act)
+    # Held 10 cm up through the recorded 3 s (`success` also wants the settled success window,
+    # which ends 0.5 s after the recording: always False here).
+    return EpisodeData(obj, label.least_effort, label.label_effort, result.held_through_run, obs, act)
 
 
 def _worker_init() -> None:

@@ -126,6 +126,12 @@ class EpisodeResult:
     dropped_at: float | None  # plan time the hold check first failed (None if it never did)
     records: list[tuple[StepInfo, np.ndarray, float]] = field(default_factory=list, repr=False)
 
+    @property
+    def held_through_run(self) -> bool:
+        """Never dropped and still lifted at the end of the run (`success` also wants the settled
+        success window, which a run stopped earlier - an expert trial, a recording - never reaches)."""
+        return self.dropped_at is None and self.lift_at_end >= LIFT_SUCCESS_M
+
 
 class GraspEpisode:
     """A scene with one object and its grasp plan; run controllers from the start or from the close phase."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drex_ros.training.episode import LIFT_SUCCESS_M, GraspEpisode, ObjectSample, expert_controller
+from drex_ros.training.episode import GraspEpisode, ObjectSample, expert_controller
 
 EFFORT_LOW = 0.05
 EFFORT_HIGH = 1.0
@@ -38,7 +38,7 @@ def _holds(episode: GraspEpisode, effort: float, from_close: bool = True) -> boo
     until = episode.plan.phases()["shake"][1] + TRIAL_HOLD_S
     result = episode.run(expert_controller(episode.plan, effort), from_close=from_close, until=until,
                          stop_on_drop=True, check_from=strict_check_start(episode))
-    return result.dropped_at is None and result.lift_at_end >= LIFT_SUCCESS_M
+    return result.held_through_run
 
 
 def strict_check_start(episode: GraspEpisode) -> float:
