@@ -11,6 +11,7 @@ the clock source, so it runs on the wall (steady) clock whatever use_sim_time sa
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import Counter
 
@@ -84,6 +85,7 @@ class SimNode(Node):
         self.create_subscription(Float64MultiArray, "forward_position_controller/commands", self._on_array_command, 10)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.hw: SimulatedHardware | None = None
+        self._hw_lock = threading.Lock()
         self._start()
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._timer = self.create_timer(0.002, self._tick, clock=steady)
@@ -143,7 +145,8 @@ class SimNode(Node):
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         try:
-            self._start()
+            with self._hw_lock:  # not under a step in flight
+                self._start()
         except (ValueError, TypeError) as exc:
             response.success, response.message = False, f"reset refused: {exc}"
             self.get_logger().error(response.message)
@@ -153,6 +156,13 @@ class SimNode(Node):
 
     # --- stepping and publishing ---------------------------------------------------------
     def _tick(self) -> None:
+        # Held for the whole step: destroy_node must not free MuJoCo (and its GL context) under a
+        # step still running in an executor thread (drex bringup's shutdown crashed with -11 there).
+        with self._hw_lock:
+            if self.hw is not None:
+                self._step()
+
+    def _step(self) -> None:
         rtf = float(self._param("real_time_factor"))
         if rtf > 0:
             target = self._sim_anchor + (time.monotonic() - self._wall_anchor) * rtf
@@ -236,8 +246,10 @@ class SimNode(Node):
             self._diag.publish("ok", "running", {"sim_time": f"{self.hw.time:.3f}"})
 
     def destroy_node(self) -> None:
-        if self.hw is not None:
-            self.hw.close()
+        with self._hw_lock:
+            if self.hw is not None:
+                self.hw.close()
+                self.hw = None
         super().destroy_node()
 
 
