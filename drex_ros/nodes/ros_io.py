@@ -8,7 +8,6 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy._rclpy_pybind11 import RCLError
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -100,10 +99,11 @@ def spin_node(node_factory, args: list[str] | None = None, executor_factory=None
             executor.spin()
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
-    except RCLError:
+    except RuntimeError:  # RCLError, or pybind's from a take_message the invalidated context broke
         if rclpy.ok():
             raise
-        # Ctrl-C invalidated the context while a callback was publishing: that is a shutdown.
+        # Ctrl-C invalidated the context while a callback was publishing, or while a message was
+        # being taken (seen: perception_node exited 1 at Ctrl-C in a fresh-clone test run): a shutdown.
     finally:
         node.destroy_node()
         if rclpy.ok():
