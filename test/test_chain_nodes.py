@@ -12,7 +12,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from ros_helpers import Collector, spin_until
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
@@ -248,6 +248,32 @@ def test_policy_triggered_by_joint_states_keeps_the_model_rate(ros, tmp_path):
     stamps = np.array([to_sec(m.header.stamp) for m in commands.messages]) - base
     expected = np.concatenate([[0.0], np.arange(1, 20) * 0.01 - 0.002])
     np.testing.assert_allclose(stamps, expected, atol=1e-6)
+
+
+def test_policy_phase_time_follows_the_task_plan_clock(ros, tmp_path):
+    """The task holds its plan clock while the arm waits for the grip: the policy's phase holds too."""
+    node, executor, add = ros
+    c = contract(observation=[ObsField("phase_time", 1)])
+    policy = add(PolicyNode, model_path=write_model(tmp_path / "g.onnx", c), autostart=True, blend_steps=0)
+    commands = Collector(node, JointState, "/drex/policy/joint_command")
+    states = node.create_publisher(JointState, "/joint_states", 10)
+    plan_time = node.create_publisher(Float64, "/drex/policy/plan_time", 10)
+    assert spin_until(executor, lambda: states.get_subscription_count() and plan_time.get_subscription_count(), 10)
+    j = JOINT_NAMES.index("joint_0.0")
+
+    def pump(condition) -> bool:
+        def step():
+            states.publish(make_joint_state(node.get_clock().now().to_msg(), JOINT_NAMES, HOME, np.zeros(23),
+                                            np.zeros(23)))
+            plan_time.publish(Float64(data=0.6))
+            return condition()
+        return spin_until(executor, step, 10)
+
+    assert pump(lambda: policy.loop.enabled and policy.loop.following_plan_clock() and len(commands.messages) > 2)
+    count = len(commands.messages)
+    assert pump(lambda: len(commands.messages) >= count + 10)  # 0.1 s more on the node's clock
+    for cmd in commands.messages[count:]:  # phase 0.6 s whatever the node's own clock says
+        assert cmd.position[j] == pytest.approx(0.5 * 0.6 + 0.1, abs=1e-6)
 
 
 def test_policy_object_size_follows_the_task_convention(ros, tmp_path):

@@ -212,6 +212,29 @@ def test_loop_refuses_on_stale_input_then_blends_in_again_from_its_last_command(
     np.testing.assert_allclose(first, q2 + 0.5 * (full - q2), atol=1e-6)
 
 
+def test_phase_time_follows_the_plan_clock_published_after_the_enable():
+    loop = make_loop(LoopConfig(deadline_fraction=100.0))
+    q = ROBOT.home()
+    feed(loop, q, 1.0)
+    loop.set_plan_time(7.0, 0.9)  # an old plan's clock, before this enable: ignored
+    loop.enable(1.0)
+    loop.step(1.5)
+    assert loop.inputs.phase_time == pytest.approx(0.5)  # no plan clock yet: own clock
+    for now in (1.52, 1.8, 2.4):  # the task holds its plan at 0.6 s (waiting for the grip)
+        feed(loop, q, now)
+        loop.set_plan_time(0.6, now)
+        loop.step(now)
+        assert loop.inputs.phase_time == pytest.approx(0.6)
+    loop.set_plan_time(float("nan"), 2.5)  # ignored
+    loop.step(2.5)
+    assert loop.inputs.phase_time == pytest.approx(0.6)
+    feed(loop, q, 3.0)
+    assert loop.enable(3.0)[0]  # a new enable: own clock again until the plan clock arrives
+    feed(loop, q, 3.1)
+    loop.step(3.1)
+    assert loop.inputs.phase_time == pytest.approx(0.1)
+
+
 def test_enable_needs_fresh_state_and_deadline_monitor_stops_policy():
     loop = make_loop(LoopConfig(deadline_fraction=1e-9, max_overruns=3, overrun_window=10))
     ok, msg = loop.enable(0.0)

@@ -32,7 +32,9 @@ Conventions the runtime (drex_ros.core.policy) follows, which training must matc
 - object_size is the full bounding box along the object's axes: box (x, y, z),
   cylinder (2r, 2r, h), sphere (2r, 2r, 2r).
 - object_mass and object_friction are the identified values from /drex/object_mass.
-- phase_time counts from the moment the policy is enabled (restarts at each enable).
+- phase_time counts from the moment the policy is enabled (restarts at each enable), or,
+  once the task publishes its grasp plan's clock after the enable (/drex/policy/plan_time),
+  is that clock: it stands still while the task holds the arm, as training's plan time.
 - Joints of the robot not in position_targets are commanded by the runtime (the task's
   arm reference, else held); effort of joints not in grip_effort is their full limit.
 - The graph must run per single observation (N = 1) within the control period; the

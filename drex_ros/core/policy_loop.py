@@ -15,7 +15,12 @@ One `PolicyLoop.step(now)` per control period:
 5. occlusion: once grasping, the hand hides the markers; for `occluded_object_hold`
    seconds a stale object pose is replaced by the last one seen, carried along with the
    palm (the object is assumed held), instead of stopping the policy mid-lift;
-6. deadline monitor: a step whose compute time exceeds its budget is an overrun; too many
+6. phase clock: `phase_time` counts from the enable, unless the task publishes its grasp
+   plan's clock (`set_plan_time`); then it is that clock, which stands still while the task
+   holds the arm at the lift waiting for the grip to settle. The model was trained with hand
+   and arm on one clock; on its own clock the policy went on to its lift-phase finger
+   targets while the arm still waited, and the moving thumb rolled a light box out.
+7. deadline monitor: a step whose compute time exceeds its budget is an overrun; too many
    overruns within a window stop the policy (the safety watchdog then holds the robot)
    until it is enabled again, rather than letting commands arrive late.
 """
@@ -158,6 +163,7 @@ class PolicyLoop:
         self.enabled = False
         self.stop_reason = "not enabled"
         self._enabled_at = 0.0
+        self._plan_time, self._plan_time_at = 0.0, -np.inf
         self._hold = np.zeros(len(self.names))
         self._ref_idx, self._ref_val = np.zeros(0, dtype=int), np.zeros(0)
         contract = model.contract
@@ -194,6 +200,14 @@ class PolicyLoop:
     def update_object_mass(self, mass: float, friction: float | None) -> None:
         self.inputs.object_mass = float(mass)
         self.inputs.object_friction = None if friction is None else float(friction)
+
+    def set_plan_time(self, plan_time: float, now: float) -> None:
+        """The task's grasp-plan clock, received at `now`; it drives phase_time after an enable."""
+        if np.isfinite(plan_time):
+            self._plan_time, self._plan_time_at = float(plan_time), now
+
+    def following_plan_clock(self) -> bool:
+        return self._plan_time_at >= self._enabled_at
 
     def set_object_size(self, size: Sequence[float] | None) -> None:
         self.inputs.object_size = None if size is None or len(size) == 0 else np.asarray(size, dtype=float)
@@ -248,7 +262,7 @@ class PolicyLoop:
         if not self.enabled:
             return StepResult(None, None, f"disabled: {self.stop_reason}")
         t0 = self.step_clock()
-        self.inputs.phase_time = now - self._enabled_at
+        self.inputs.phase_time = self._plan_time if self.following_plan_clock() else now - self._enabled_at
         self._carry_occluded_object(now)
         try:
             obs = self.builder.build(self.inputs, now)

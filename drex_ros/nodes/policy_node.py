@@ -2,7 +2,8 @@
 
 Subscribes /joint_states, /drex/object_pose (PoseStamped, frame `world`), /drex/object_mass
 ([mass_kg, std_kg, friction], latched) and /drex/policy/arm_reference (JointState of arm
-joints); publishes full-robot JointState commands on /drex/policy/joint_command (position
+joints) and /drex/policy/plan_time (std_msgs/Float64, the task's grasp-plan clock, which
+phase_time then follows); publishes full-robot JointState commands on /drex/policy/joint_command (position
 targets; effort = per-joint effort limit, scaled by the policy's grip output on grip joints).
 The header stamp of a command is the stamp of the /joint_states message it was computed
 from, so downstream stages and benchmarks can tell its age.
@@ -27,7 +28,7 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import SetBool
 
 import drex_ros
@@ -59,6 +60,7 @@ PARAMETERS = {
     "object_pose_topic": "/drex/object_pose",
     "object_mass_topic": "/drex/object_mass",
     "arm_reference_topic": "/drex/policy/arm_reference",
+    "plan_time_topic": "/drex/policy/plan_time",
     "command_topic": "/drex/policy/joint_command",
 }
 # Lists with no sensible default: left unset unless a parameter file gives them.
@@ -109,6 +111,7 @@ class PolicyNode(Node):
         self._steps = self._published = 0
         self._period = 1.0 / self.loop.model.contract.control_rate_hz
         self._next_due = 0.0
+        self._plan_clock_announced = False
         self._by_state = self._param("trigger") == "joint_states"
         self._pub = self.create_publisher(JointState, self._param("command_topic"), 10)
         self.create_subscription(JointState, self._param("joint_states_topic"), self._on_joint_state, 10)
@@ -116,6 +119,7 @@ class PolicyNode(Node):
         self.create_subscription(Float64MultiArray, self._param("object_mass_topic"), self._on_object_mass,
                                  LATCHED_QOS)
         self.create_subscription(JointState, self._param("arm_reference_topic"), self._on_arm_reference, 10)
+        self.create_subscription(Float64, self._param("plan_time_topic"), self._on_plan_time, 10)
         self.create_service(SetBool, "~/enable", self._on_enable)
         if not self._by_state:
             self.create_timer(self._period, self._step)
@@ -248,10 +252,17 @@ class PolicyNode(Node):
         if ignored:
             self._report(f"arm reference: ignored joints {ignored} (unknown or non-finite)")
 
+    def _on_plan_time(self, msg: Float64) -> None:
+        self.loop.set_plan_time(msg.data, self._now())
+        if self.loop.enabled and self.loop.following_plan_clock() and not self._plan_clock_announced:
+            self._plan_clock_announced = True  # once per enable
+            self.get_logger().info(f"phase clock follows the task's plan clock (at {msg.data:.2f} s)")
+
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         if request.data:
             response.success, response.message = self.loop.enable(self._now())
             self._next_due = 0.0
+            self._plan_clock_announced = False
         else:
             self.loop.disable("disabled by ~/enable")
             response.success, response.message = True, "policy disabled"

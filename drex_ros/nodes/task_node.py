@@ -3,7 +3,8 @@
 /drex/start_task (std_srvs/Trigger) starts a run: wait for a settled object pose, ask the
 mass-ID node to push and identify (/drex/identify_mass), then plan the arm's grasp
 reference (core.grasp_plan) from the perceived pose, publish it on
-/drex/policy/arm_reference and enable the policy (/policy_node/enable), and watch the
+/drex/policy/arm_reference with the plan's clock on /drex/policy/plan_time (the policy's
+phase clock follows it), and enable the policy (/policy_node/enable), and watch the
 object rise and stay up. The arm lifts only once the grip has settled on the object.
 The logic lives in core.task_sequence; this node feeds it.
 """
@@ -17,7 +18,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import Float64, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
 from drex_ros.core.grasp_plan import GraspPlan, GraspPlanError, plan_grasp
@@ -86,6 +87,7 @@ class TaskNode(Node):
         self._diag = Diagnostics(self)
         self._state_pub = self.create_publisher(String, "/drex/task_state", LATCHED_QOS)
         self._arm_pub = self.create_publisher(JointState, "/drex/policy/arm_reference", 10)
+        self._plan_time_pub = self.create_publisher(Float64, "/drex/policy/plan_time", 10)
         self._mass_pub = self.create_publisher(Float64MultiArray, "/drex/object_mass", LATCHED_QOS)
         self.create_subscription(JointState, "/joint_states", self._on_joints, 10)
         self.create_subscription(PoseStamped, "/drex/object_pose", self._on_pose, 10)
@@ -261,6 +263,7 @@ class TaskNode(Node):
             t = actions.grasp_time if actions.grasp_time is not None else self.plan.duration
             self._arm_pub.publish(make_joint_state(self.get_clock().now().to_msg(), ARM_JOINTS,
                                                    self.plan.arm_targets(t)))
+            self._plan_time_pub.publish(Float64(data=float(t)))  # the policy's phase clock follows it
         self._publish_state()
 
     def _start_grasp(self) -> None:
