@@ -20,7 +20,7 @@ from drex_ros.core.robot import JOINT_NAMES
 
 RESIM_TOPICS = ["/joint_states", "/drex/joint_command", "/drex/object_pose"]
 POLICY_TOPICS = ["/joint_states", "/drex/object_pose", "/drex/policy/joint_command"]
-POLICY_OPTIONAL = ["/drex/object_mass", "/drex/policy/arm_reference", "/drex/task_state"]
+POLICY_OPTIONAL = ["/drex/object_mass", "/drex/policy/arm_reference", "/drex/policy/plan_time", "/drex/task_state"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

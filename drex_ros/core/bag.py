@@ -25,7 +25,8 @@ from drex_ros.core.robot import JOINT_NAMES
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 SUPPORTED_TYPES = (
     "sensor_msgs/msg/JointState", "geometry_msgs/msg/PoseStamped", "std_msgs/msg/Float64MultiArray",
-    "std_msgs/msg/String", "std_msgs/msg/Bool", "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo",
+    "std_msgs/msg/Float64", "std_msgs/msg/String", "std_msgs/msg/Bool", "sensor_msgs/msg/Image",
+    "sensor_msgs/msg/CameraInfo",
     "diagnostic_msgs/msg/DiagnosticArray", "rosgraph_msgs/msg/Clock",
 )
 _NUMPY = {"bool": np.bool_, "int8": np.int8, "uint8": np.uint8, "byte": np.uint8, "char": np.uint8,
@@ -181,6 +182,8 @@ def _series(topic: str, msg_type: str, times: list[int], msgs: list, joint_names
         rows = [np.asarray(m.data, dtype=float) for m in msgs]
         same = len({len(r) for r in rows}) <= 1
         s.fields["data"] = np.array(rows) if same and rows else rows
+    elif msg_type == "std_msgs/msg/Float64":
+        s.fields["data"] = np.array([m.data for m in msgs], dtype=float)
     elif msg_type in ("std_msgs/msg/String", "std_msgs/msg/Bool"):
         s.fields["data"] = [m.data for m in msgs]
     else:

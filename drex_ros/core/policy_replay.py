@@ -102,4 +102,8 @@ def _feeds(series: dict[str, TopicSeries]) -> dict[str, tuple[np.ndarray, object
     if ref is not None and len(ref):
         arm = ref.fields["position"][:, :len(ARM_JOINTS)]
         feeds["arm"] = (ref.t, lambda loop, i, now: loop.set_arm_reference(ARM_JOINTS, arm[i]))
+    plan = series.get("/drex/policy/plan_time")
+    if plan is not None and len(plan):
+        plan_t = plan.fields["data"]
+        feeds["plan_time"] = (plan.t, lambda loop, i, now: loop.set_plan_time(plan_t[i], now))
     return feeds

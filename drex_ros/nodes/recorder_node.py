@@ -13,7 +13,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Bool, Float64MultiArray, String
+from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 
 from drex_ros.core.bag import BagWriter
 from drex_ros.nodes.ros_io import LATCHED_QOS, spin_node
@@ -25,6 +25,7 @@ STACK_TOPICS = {
     "/drex/policy/joint_command": (JointState, "sensor_msgs/msg/JointState", 50),
     "/drex/smoothed/joint_command": (JointState, "sensor_msgs/msg/JointState", 50),
     "/drex/policy/arm_reference": (JointState, "sensor_msgs/msg/JointState", 50),
+    "/drex/policy/plan_time": (Float64, "std_msgs/msg/Float64", 50),
     "/drex/object_pose": (PoseStamped, "geometry_msgs/msg/PoseStamped", 50),
     "/drex/sim/object_pose_gt": (PoseStamped, "geometry_msgs/msg/PoseStamped", 50),
     "/drex/object_mass": (Float64MultiArray, "std_msgs/msg/Float64MultiArray", LATCHED_QOS),
