@@ -1,4 +1,5 @@
-"""Run the drex nodes in one process (MultiThreadedExecutor) with the launch file's parameter files.
+"""Run the drex nodes in one process (rclpy executors, commands/bringup_executors.py) with the
+launch file's parameter files.
 
 The same nodes and config/*.yaml files as `ros2 launch drex bringup.launch.py`, for
 machines without the ROS 2 CLI. Ctrl-C stops the policy first and lets the safety node
@@ -50,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy-model", default="", help="ONNX grasp policy to load instead of policy.yaml's")
     parser.add_argument("--record", type=Path, default=None, help="also record the stack's topics to this MCAP bag")
     parser.add_argument("--start-task", action="store_true", help="start a grasping task once everything is up")
+    parser.add_argument("--executor", choices=("events", "multi-threaded"), default="events",
+                        help="rclpy EventsExecutor (+ a MultiThreadedExecutor for mass_id_node), or one "
+                             "MultiThreadedExecutor for all nodes (see commands/bringup_executors.py)")
 
 
 def node_class(module_name: str):
@@ -130,7 +134,7 @@ def shutdown_nodes(nodes: dict[str, object], executor) -> None:
         _quietly(executor.remove_node, recorder)
         _quietly(recorder.close)
     print("drex bringup: stopping the executor", flush=True)
-    _quietly(executor.shutdown, timeout_sec=CALLBACK_WAIT_S, wait_for_threads=False)
+    _quietly(executor.shutdown, timeout_sec=CALLBACK_WAIT_S)
     for name, node in nodes.items():
         print(f"drex bringup: destroying {name}", flush=True)
         _quietly(node.destroy_node)
@@ -146,8 +150,9 @@ def _quietly(call, *args, **kwargs) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
+
+    from drex_ros.commands.bringup_executors import BringupExecutors
 
     config_dir = args.config_dir or default_config_dir()
     files = {**STACK, **(SIM if args.sim else {})}
@@ -172,7 +177,6 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda _signum, _frame: stop.set())
-    executor = MultiThreadedExecutor(num_threads=4)
     order = (list(SIM) if args.sim else []) + list(STACK)
     nodes = start_nodes(order)
     if args.record:
@@ -181,30 +185,29 @@ def run(args: argparse.Namespace) -> int:
         from drex_ros.nodes.recorder_node import RecorderNode
 
         nodes["recorder"] = RecorderNode(parameter_overrides=[Parameter("path", value=str(args.record))])
-    for node in nodes.values():
-        executor.add_node(node)
-    print(f"drex bringup: {', '.join(nodes)} running (sim={args.sim}, use_sim_time={use_sim_time}); Ctrl-C stops",
-          flush=True)
+    executor = BringupExecutors(nodes, args.executor)
+    executor.start()
+    print(f"drex bringup: {', '.join(nodes)} running (sim={args.sim}, use_sim_time={use_sim_time}, "
+          f"{executor.kind}); Ctrl-C stops", flush=True)
     if args.start_task:
-        _start_task_when_ready(executor, nodes)
+        _start_task_when_ready(nodes)
     try:
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-        print("\ndrex bringup: shutting down (safety holds position first)", flush=True)
-    except ExternalShutdownException:
-        pass
+        while not stop.is_set() and rclpy.ok() and executor.error is None:
+            stop.wait(0.1)
+        why = f"a callback raised {executor.error!r}" if executor.error is not None else "request"
+        print(f"\ndrex bringup: shutting down on {why} (safety holds position first)", flush=True)
     finally:
         shutdown_nodes(nodes, executor)
         if rclpy.ok():
             rclpy.shutdown()
-    return 0
+    return 1 if executor.error is not None else 0
 
 
-def _start_task_when_ready(executor, nodes: dict[str, object]) -> None:
+def _start_task_when_ready(nodes: dict[str, object]) -> None:
     from std_srvs.srv import Trigger
 
     client = nodes["task_node"].create_client(Trigger, "/drex/start_task")
     deadline = time.monotonic() + 30
     while not client.service_is_ready() and time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.05)
+        time.sleep(0.05)  # the executor threads spin
     client.call_async(Trigger.Request())
