@@ -1,6 +1,7 @@
 """The orchestrator's state machine, clocked by hand."""
 
 import numpy as np
+import pytest
 
 from drex_ros.core.task_sequence import Observation, Phase, TaskSequence, TaskSettings
 
@@ -182,3 +183,22 @@ def test_a_grip_that_never_settles_fails_the_grasp():
         actions = seq.update(obs(t, last_command_time=t))
     assert seq.phase is Phase.FAILED and actions.stop and "grip did not settle" in seq.reason
     assert "lifting" not in seq.durations
+
+
+def test_an_answer_within_the_probe_gap_still_reports_probing_then_identifying():
+    seq = TaskSequence(grasp_phases=PHASES)
+    assert seq.start(0.0)
+    t = 0.0
+    while seq.phase is Phase.PERCEIVING:
+        t += 0.05
+        seq.update(obs(t))
+    probe_start = seq.phase_start
+    for _ in range(20):
+        t += 0.05
+        seq.update(obs(t, last_command_time=t))
+    last_command = t
+    t += 0.4 * seq.settings.probe_gap  # identified before the commands' silence counts as the probe's end
+    actions = seq.update(obs(t, last_command_time=last_command, identify_done=True, identify_ok=True, mass=0.4))
+    assert seq.phase is Phase.GRASPING and actions.start_grasp
+    assert seq.durations["probing"] == pytest.approx(last_command - probe_start)
+    assert seq.durations["identifying"] == pytest.approx(t - last_command)

@@ -197,6 +197,10 @@ class TaskSequence:
         return Actions(request_identification=True)
 
     def _identifying(self, obs: Observation) -> Actions:
+        if obs.identify_done and self.phase is Phase.PROBING and obs.last_command_time is not None:
+            # The answer came within probe_gap of the push's last command (a fast identification):
+            # the probe ended with that command, identification took the rest.
+            self._enter(Phase.IDENTIFYING, max(self.phase_start, min(obs.last_command_time, obs.now)))
         if obs.identify_done:
             if not obs.identify_ok:
                 fallback = self.settings.fallback_mass > 0 and obs.identify_message.startswith("unidentifiable")
