@@ -1,9 +1,8 @@
 """The whole loop as a user runs it, judged by the simulator's ground truth (which the stack never sees).
 
 1. A full episode - perceive, push, identify, grasp, lift, hold - ends in `done` with the object
-   really 10 cm up, every node in its own process (as `ros2 launch` runs them). (The same episode
-   in one process, `drex bringup`, is not in CI yet: with grasp v2 it failed 1 of 5 runs, the
-   thumb rolling the light box out of the hand while the arm waited for the grip to settle.)
+   really 10 cm up: every node in its own process (as `ros2 launch` runs them), and every node
+   in one process (`drex bringup`).
 2. `drex bringup` starts the task and pushes; Ctrl-C then lets the safety node hold first, aborts
    the probe and leaves a readable bag.
 3. The policy process is killed while the arm lifts the object: the task ends in `failed`, and
@@ -13,6 +12,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
@@ -32,9 +32,11 @@ LIGHT_BOX = OBJECTS[0]
 STILL_RAD = 0.005  # arm joint travel over a second that still counts as holding still
 
 
-def test_full_episode_ends_done_with_the_object_lifted(tmp_path):
-    result = run_episode(LIGHT_BOX, tmp_path, 1, timeout=480.0, policy_model="")
-    log = (tmp_path / "1_light_box_logs" / "task_node.log").read_text()
+@pytest.mark.parametrize("one_process", [False, True], ids=["process_per_node", "one_process"])
+def test_full_episode_ends_done_with_the_object_lifted(tmp_path, one_process):
+    result = run_episode(LIGHT_BOX, tmp_path, 1, timeout=480.0, policy_model="", one_process=one_process)
+    logs = tmp_path / "1_light_box_logs"
+    log = (logs / ("bringup.log" if one_process else "task_node.log")).read_text()
     assert result.state == "done", f"{result.state}: {result.reason}\n{log[-3000:]}"
     assert result.final_lift_cm() >= 10.0, f"the task said done but the object is {result.final_lift_cm():.1f} cm up"
     assert np.isfinite(result.mass) and result.mass > 0, "no mass was announced before the grasp"
