@@ -6,9 +6,10 @@ under test, ground-truth object pose), with a small driver node in this process 
 for the task orchestrator: it publishes the identified mass
 (/drex/object_mass, latched), plans the grasp with core.grasp_plan from the ground-truth
 object pose, enables the policy (policy_node ~/enable), publishes the arm reference on
-/drex/policy/arm_reference at 50 Hz of sim time, and watches /drex/sim/object_pose_gt and
-the hand efforts on /drex/joint_command. Everything goes over DDS. The object pose the
-policy sees is the simulator's ground truth (perception is evaluated by its own bench).
+/drex/policy/arm_reference and the plan clock on /drex/policy/plan_time at 50 Hz of sim
+time, and watches /drex/sim/object_pose_gt and the hand efforts on /drex/joint_command.
+Everything goes over DDS. The object pose the policy sees is the simulator's ground truth
+(perception is evaluated by its own bench).
 Fresh nodes per episode keep every clock starting at 0 with the new world.
 """
 
@@ -41,6 +42,7 @@ class ChainOutcome:
     peak_grip: float
     wall_seconds: float
     problem: str = ""
+    started: bool = True  # False: the chain never came up or the policy refused to enable (not a grasp failure)
 
 
 class _Driver:
@@ -50,7 +52,7 @@ class _Driver:
         from geometry_msgs.msg import PoseStamped
         from rclpy.node import Node
         from sensor_msgs.msg import JointState
-        from std_msgs.msg import Float64MultiArray
+        from std_msgs.msg import Float64, Float64MultiArray
         from std_srvs.srv import SetBool
 
         from drex_ros.nodes.ros_io import LATCHED_QOS
@@ -69,6 +71,8 @@ class _Driver:
         self.mass_pub = self.node.create_publisher(Float64MultiArray, "/drex/object_mass", LATCHED_QOS)
         self.mass_pub.publish(Float64MultiArray(data=[float(mass), 0.0, float(friction)]))
         self.ref_pub = self.node.create_publisher(JointState, "/drex/policy/arm_reference", 10)
+        self.plan_time_pub = self.node.create_publisher(Float64, "/drex/policy/plan_time", 10)
+        self._Float64 = Float64
         self.node.create_subscription(JointState, "/joint_states", self._on_joints, 50)
         self.node.create_subscription(PoseStamped, "/drex/sim/object_pose_gt", self._on_pose, 50)
         self.node.create_subscription(JointState, "/drex/joint_command", self._on_command, 50)
@@ -84,6 +88,7 @@ class _Driver:
         if plan is not None and t0 is not None and t >= self._next_ref:
             self._next_ref = t + 1.0 / REFERENCE_RATE_HZ
             self._publish_reference(plan.arm_targets(t - t0), msg.header.stamp)
+            self.plan_time_pub.publish(self._Float64(data=float(t - t0)))  # as the task node does
 
     def _publish_reference(self, q_arm: np.ndarray, stamp) -> None:
         ref = self._JointState(name=list(ARM_JOINTS), position=[float(v) for v in q_arm])
@@ -163,6 +168,7 @@ def run_chain_episode(obj: ObjectSample, mass_given: float, model_path: str, con
 
     config_dir = config_dir or default_config_dir()
     wall0 = time.monotonic()
+    started = False
     sim = {"object_shape": obj.shape, "object_size": list(obj.size), "object_mass": obj.mass,
            "object_friction": obj.friction, "object_position": list(obj.position), "object_yaw": obj.yaw,
            "publish_camera": False, "real_time_factor": real_time_factor}
@@ -196,10 +202,12 @@ def run_chain_episode(obj: ObjectSample, mass_given: float, model_path: str, con
         future = driver.enable_client.call_async(SetBool.Request(data=True))
         _wait(future.done, 10.0, "policy enable response")
         if not future.result().success:
-            return ChainOutcome(False, 0.0, 0.0, time.monotonic() - wall0, f"enable refused: {future.result().message}")
+            return ChainOutcome(False, 0.0, 0.0, time.monotonic() - wall0, f"enable refused: {future.result().message}",
+                                started=False)
         with driver.lock:
             driver.plan, driver.t0 = plan, driver.stamp
             t0 = driver.t0
+        started = True
         h0, h1 = hold_window(plan)
         t_end = t0 + h1 + 0.05
         _wait(lambda: driver.stamp >= t_end, 30.0 + 3 * (t_end - t0) / max(real_time_factor, 0.2), "episode end")
@@ -210,8 +218,8 @@ def run_chain_episode(obj: ObjectSample, mass_given: float, model_path: str, con
         lift = zs[zs[:, 0] >= t0, 1] - z0
         success = len(window) > 10 and bool(np.all(window[:, 1] - z0 >= LIFT_SUCCESS_M))
         return ChainOutcome(success, float(lift.max()) if len(lift) else 0.0, peak, time.monotonic() - wall0)
-    except TimeoutError as exc:
-        return ChainOutcome(False, 0.0, 0.0, time.monotonic() - wall0, str(exc))
+    except TimeoutError as exc:  # counted as a failure only once the grasp had begun
+        return ChainOutcome(False, 0.0, 0.0, time.monotonic() - wall0, str(exc), started=started)
     finally:
         _stop_nodes(procs[::-1])
         stop.set()

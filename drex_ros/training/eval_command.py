@@ -6,28 +6,26 @@ and with --json prints one JSON object instead. --cross adds the band models wri
 `drex train` (trained on light or heavy objects only), each tested on every bin.
 
 Two paths, reported separately:
-- in-process (all the per-bin figures): MuJoCo episodes with the policy executed by the
-  runtime's own ONNX wrapper, observation builder and action decoder (core/policy.py),
-  which is what policy_node runs, but without DDS, the EMA smoother or the safety clamps;
-- --chain N: the first N objects of every bin again, each condition through the real node
-  chain (sim_node, policy_node, smoother_node, safety_node as separate processes over DDS,
-  see training/chain_eval.py); real time, so ~15 s per episode.
+- in-process: MuJoCo episodes with the policy executed by the runtime's own ONNX wrapper,
+  observation builder and action decoder (core/policy.py), which is what policy_node runs,
+  but without DDS, the EMA smoother or the safety clamps; (b) is a stand-in mass;
+- --chain N / --probe N: the first N objects of every bin again through the real nodes
+  (training/node_chain_eval.py): (a) and (c) through the node chain, (b) from mass_id_node
+  probes and then the node chain. 30-80 s per episode, kept in a journal so a run resumes.
+  With both, the top-level figures are the node chain's (the in-process ones: "in_process").
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from drex_ros.node_process import use_private_domain
-
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+JOURNAL = Path(__file__).resolve().parents[2] / "build" / "eval" / "node_chain_journal.jsonl"
 CHAIN_LOG = Path(tempfile.gettempdir()) / "drex_chain_eval_nodes.log"  # the node processes' output
 CONDITION_KEYS = {"true": "success_true_mass", "identified": "success_identified_mass",
                   "nominal": "success_nominal_mass"}
@@ -59,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kg the grasp is given when the probe says unidentifiable (as the demo's task node)")
     parser.add_argument("--probe-out", type=Path, default=Path(tempfile.gettempdir()) / "drex_eval_probes",
                         help="where the probe bags go")
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="start no node-chain episode after this many minutes (0 = no limit); rerun to go on")
+    parser.add_argument("--journal", default=str(JOURNAL), metavar="FILE",
+                        help="--chain/--probe episodes done are kept here and not run again ('' = keep none)")
     parser.add_argument("--plot", type=Path, default=Path("grasp_eval.png"), help="success-vs-mass plot file")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -70,42 +72,47 @@ def _fmt(v: float | None, pct: bool = True) -> str:
 
 
 def print_table(report: dict, out=sys.stdout) -> None:
+    ip = report.get("in_process", report)
     bins = report["bins"]
-    print(f"grasp policy evaluation ({report['path']}), {report['model']}", file=out)
-    print(f"identified mass: {report['identified_mass_source']}; nominal mass {report['nominal_mass']} kg", file=out)
+    print(f"grasp policy evaluation ({ip['path']}), {report['model']}", file=out)
+    print(f"identified mass: {ip['identified_mass_source']}; nominal mass {report['nominal_mass']} kg", file=out)
     header = f"{'mass bin (kg)':>14} {'n':>3} {'liftable':>8} {'true':>6} {'ident.':>6} {'nominal':>7}" \
              f" | {'grip/least: true':>16} {'ident.':>6} {'nominal':>7}"
     print(header, file=out)
-    g = report["grip_over_least"]
+    g = ip["grip_over_least"]
     for i, (lo, hi) in enumerate(bins):
-        print(f"{lo:6.2f}-{hi:<6.2f} {report['episodes_per_bin'][i]:4d} {_fmt(report['liftable_fraction'][i]):>8}"
-              f" {_fmt(report['success_true_mass'][i]):>6} {_fmt(report['success_identified_mass'][i]):>6}"
-              f" {_fmt(report['success_nominal_mass'][i]):>7} | {_fmt(g['true'][i], False):>16}"
+        print(f"{lo:6.2f}-{hi:<6.2f} {ip['episodes_per_bin'][i]:4d} {_fmt(ip['liftable_fraction'][i]):>8}"
+              f" {_fmt(ip['success_true_mass'][i]):>6} {_fmt(ip['success_identified_mass'][i]):>6}"
+              f" {_fmt(ip['success_nominal_mass'][i]):>7} | {_fmt(g['true'][i], False):>16}"
               f" {_fmt(g['identified'][i], False):>6} {_fmt(g['nominal'][i], False):>7}", file=out)
-    chain = report.get("chain")
-    if chain:
-        print(f"real node chain ({chain['episodes_per_bin']} episodes per bin and condition):", file=out)
-        for i, (lo, hi) in enumerate(bins):
-            print(f"{lo:6.2f}-{hi:<6.2f}               {_fmt(chain['success_true_mass'][i]):>6}"
-                  f" {_fmt(chain['success_identified_mass'][i]):>6} {_fmt(chain['success_nominal_mass'][i]):>7}",
-                  file=out)
-        for p in chain["problems"]:
-            print(f"  chain problem: {p}", file=out)
-        print(f"  (node output: {CHAIN_LOG})", file=out)
-    probe = report.get("probe")
-    if probe:
-        print(f"(b) from the mass-ID node: identified {sum(probe['identified_per_bin'])} of "
-              f"{sum(probe['episodes_per_bin'])} probes (median mass error {probe['median_mass_err_pct']}%), "
-              f"unidentifiable grasped as {probe['fallback_mass']} kg; stand-in (b) was "
-              + " ".join(_fmt(v) for v in report["success_identified_mass_standin"]), file=out)
-        for row in probe["rows"]:
-            if row["success"] is None:
-                print(f"  probe problem: {row['reason']}", file=out)
     for name, rates in report.get("cross_eval", {}).items():
         cells = " ".join(_fmt(r) for r in rates["success"])
         grip = " ".join(_fmt(r, False) for r in rates["grip_over_least"])
         print(f"cross: policy trained on {name} ({rates['trained_on_kg']} kg), true mass: success {cells};"
               f" grip/least {grip}", file=out)
+    if report.get("chain"):
+        _print_node_chain(report["chain"], bins, out)
+
+
+def _print_node_chain(chain: dict, bins: list, out) -> None:
+    n = chain["episodes_per_bin_by_condition"]
+    probe = chain.get("probe")
+    print(f"real node chain ({'(b) from mass_id_node probes' if probe else '(b) stand-in mass'}):", file=out)
+    print(f"{'mass bin (kg)':>14} {'n a/b/c':>9} {'true':>6} {'ident.':>6} {'nominal':>7}", file=out)
+    for i, (lo, hi) in enumerate(bins):
+        counts = f"{n['true'][i]}/{n['identified'][i]}/{n['nominal'][i]}"
+        print(f"{lo:6.2f}-{hi:<6.2f} {counts:>10} {_fmt(chain['success_true_mass'][i]):>6}"
+              f" {_fmt(chain['success_identified_mass'][i]):>6} {_fmt(chain['success_nominal_mass'][i]):>7}", file=out)
+    for p in chain["problems"]:
+        print(f"  problem: {p}", file=out)
+    if probe:
+        print(f"(b): identified {sum(probe['identified_per_bin'])} of {sum(probe['episodes_per_bin'])} probed objects"
+              f" (median mass error {probe['median_mass_err_pct']}%), unidentifiable grasped as "
+              f"{probe['fallback_mass']} kg", file=out)
+    j = chain["journal"]
+    print(f"  journal {j['path']}: {j['episodes_reused']} episodes reused, {j['episodes_recorded']} recorded"
+          + ("; stopped by --max-minutes, run again to go on" if j["stopped_by_time_budget"] else ""), file=out)
+    print(f"  (node output: {CHAIN_LOG})", file=out)
 
 
 def plot_report(report: dict, path: Path) -> None:
@@ -113,13 +120,19 @@ def plot_report(report: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
+    ip = report.get("in_process", report)
     centres = [(lo + hi) / 2 for lo, hi in report["bins"]]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for cond, key in CONDITION_KEYS.items():
-        ax1.plot(centres, [100 * (v or 0) for v in report[key]], "o-", label=f"{cond} mass")
-        ax2.plot(centres, report["grip_over_least"][cond], "o-", label=f"{cond} mass")
-    ax1.plot(centres, [100 * v for v in report["liftable_fraction"]], "k:", label="liftable at full effort")
+        ax1.plot(centres, [100 * (v or 0) for v in ip[key]], "o-", label=f"{cond} mass (in-process)")
+        ax2.plot(centres, ip["grip_over_least"][cond], "o-", label=f"{cond} mass")
+    if "in_process" in report:
+        for cond, key in CONDITION_KEYS.items():
+            ax1.plot(centres, [100 * (v if v is not None else np.nan) for v in report[key]], "D--",
+                     label=f"{cond} mass (node chain)")
+    ax1.plot(centres, [100 * v for v in ip["liftable_fraction"]], "k:", label="liftable at full effort")
     for name, rates in report.get("cross_eval", {}).items():
         ax1.plot(centres, [100 * (v or 0) for v in rates["success"]], "s--", label=f"trained on {name} only")
         ax2.plot(centres, rates["grip_over_least"], "s--", label=f"trained on {name} only")
@@ -137,65 +150,18 @@ def plot_report(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def run_chain(args: argparse.Namespace, bins: list[tuple[float, float]]) -> dict:
-    """Success per bin and condition through the real node chain (first `args.chain` objects per bin)."""
-    import rclpy
-    from tqdm import tqdm
-
-    from drex_ros.training.chain_eval import run_chain_episode
-    from drex_ros.training.evaluation import eval_object, object_seed
-
-    jobs = []
-    for b, rng_bin in enumerate(bins):
-        for i in range(args.chain):
-            drawn = eval_object(rng_bin, object_seed(args.seed, b, i), args.nominal_mass, args.identified_log_sigma)
-            if drawn is not None:
-                jobs += [(b, drawn[0].obj, cond, drawn[1][cond]) for cond in CONDITION_KEYS]
-    overrides = {}
-    for item in args.chain_policy_param:
-        name, sep, value = item.partition(":=")
-        if not sep:
-            raise ValueError(f"--chain-policy-param {item!r}: expected NAME:=VALUE")
-        overrides[name] = value
-    use_private_domain(args.chain_domain_id)
-    # SIGTERM ends the run like Ctrl-C, so the episode's node processes are stopped on the way out.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    rclpy.init()
-    results: dict = {cond: [[] for _ in bins] for cond in CONDITION_KEYS}
-    problems = []
-    try:
-        for b, obj, cond, mass in tqdm(jobs, desc="node chain episodes"):
-            out = run_chain_episode(obj, mass, str(args.model), real_time_factor=args.chain_rtf,
-                                    log=CHAIN_LOG, policy_overrides=overrides)
-            results[cond][b].append(out.success)
-            if out.problem:
-                problems.append(f"bin {b} {cond}: {out.problem}")
-    finally:
-        rclpy.shutdown()
-    report = {"path": "real node chain: sim_node, policy_node, smoother_node, safety_node processes over DDS",
-              "episodes_per_bin": [len(r) for r in results["true"]], "problems": problems,
-              "policy_overrides": overrides, "real_time_factor": args.chain_rtf,
-              "ros_domain_id": int(os.environ["ROS_DOMAIN_ID"])}
-    for cond, key in CONDITION_KEYS.items():
-        report[key] = [float(sum(r) / len(r)) if r else None for r in results[cond]]
-    return report
+IN_PROCESS_KEYS = ("path", "episodes_per_bin", "success_true_mass", "success_identified_mass", "success_nominal_mass",
+                   "identified_mass_source", "liftable_fraction", "least_grip_mean", "grip_over_least")
 
 
-def run_probe(args: argparse.Namespace, bins: list[tuple[float, float]]) -> dict:
-    """Condition (b) with the mass-ID node (training/probe_eval.py)."""
-    import rclpy
-    from tqdm import tqdm
-
-    from drex_ros.training.probe_eval import run_probe_eval
-
-    use_private_domain(args.chain_domain_id)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    rclpy.init()
-    try:
-        return run_probe_eval(str(args.model), bins, args.probe, args.seed, args.probe_fallback_mass, args.probe_out,
-                              args.probe_rtf, say=(lambda _m: None) if args.json else tqdm.write)
-    finally:
-        rclpy.shutdown()
+def promote_node_chain(report: dict) -> None:
+    """With all three conditions through the real nodes (--chain and --probe), the top-level
+    figures are theirs; the in-process ones move under "in_process"."""
+    chain = report["chain"]
+    report["in_process"] = {k: report.pop(k) for k in IN_PROCESS_KEYS}
+    report.update({k: chain[k] for k in ("path", "episodes_per_bin", "episodes_per_bin_by_condition",
+                                         "success_true_mass", "success_identified_mass", "success_nominal_mass")})
+    report["identified_mass_source"] = f"mass_id_node probes (unidentifiable -> {chain['probe']['fallback_mass']} kg)"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -241,15 +207,12 @@ def run(args: argparse.Namespace) -> int:
         report["cross_eval"] = {n: {"trained_on_kg": list(BANDS[n]), "success": summary["success"][f"{n}:true"],
                                     "grip_over_least": summary["grip_over_least"][f"{n}:true"]}
                                 for n in models if n != "main"}
-    if args.chain > 0:
-        report["chain"] = run_chain(args, bins)
-    if args.probe > 0:
-        report["probe"] = run_probe(args, bins)
-        # (b) is the real identifier's; the stand-in stays for comparison.
-        report["success_identified_mass_standin"] = report["success_identified_mass"]
-        report["success_identified_mass"] = report["probe"]["success_identified_mass"]
-        report["identified_mass_source"] = (f"mass_id_node probes through the node chain ({args.probe} objects per "
-                                            f"bin; unidentifiable -> {args.probe_fallback_mass} kg)")
+    if args.chain > 0 or args.probe > 0:
+        from drex_ros.training.node_chain_eval import run_node_chain
+
+        report["chain"] = run_node_chain(args, bins, CHAIN_LOG)
+        if args.chain > 0 and args.probe > 0:
+            promote_node_chain(report)
     if args.plot:
         plot_report(report, args.plot)
         report["plot"] = str(args.plot)

@@ -1,19 +1,23 @@
-"""Condition (b) with the real mass identifier instead of a stand-in.
+"""Condition (b) with the real mass identifier, and the grasp through the real node chain.
 
 For the first N evaluation objects of every bin, mass_id_node pushes the object in its own
 process, through smoother_node and safety_node to sim_node (the camera pipeline emulated by
 the noisy pose relay of `drex bench massid`), and records the probe; the bag is identified
-as `drex identify` would identify it. The grasp is then evaluated in-process given that mass.
-An "unidentifiable" verdict gives the fallback mass the task node would grasp with (counted,
-and reported as such); a probe that could not be recorded is reported and not counted.
+as `drex identify` would identify it. The grasp then runs through the real node chain
+(training/chain_eval.py) given that mass. An "unidentifiable" verdict gives the fallback mass
+the task node would grasp with (counted, and reported as such); a probe that could not be
+recorded, or a grasp episode that could not start, is reported and not counted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from drex_ros.training.eval_journal import EvalJournal
 
 FALLBACK_FRICTION = 0.5  # the task node's default when friction is not identified
 
@@ -25,7 +29,7 @@ class ProbeOutcome:
     identified_mass: float | None  # None: unidentifiable (or the probe failed)
     reason: str
     given_mass: float | None  # what the policy was told (identified, or the fallback)
-    success: bool | None  # None: no episode (the probe failed)
+    success: bool | None  # None: no episode (the probe failed or the grasp could not start)
 
 
 def probe_and_identify(obj, index: int, out_dir: Path, rtf: float, say) -> tuple[float | None, float | None, str]:
@@ -38,32 +42,37 @@ def probe_and_identify(obj, index: int, out_dir: Path, rtf: float, say) -> tuple
     return row["mass_est"], row["friction_est"], row["reason"]
 
 
-def run_probe_eval(model_path: str, bins: list[tuple[float, float]], per_bin: int, seed: int, fallback_mass: float,
-                   out_dir: Path, rtf: float, say) -> dict:
-    """Success per bin given the probe-identified mass; rclpy must be initialised by the caller."""
+# (object, given mass, friction) -> (success, or None when the episode could not start; problem text)
+Grasp = Callable[[object, float, float], tuple[bool | None, str]]
+
+
+def probe_one(obj, bin_index: int, index: int, out_dir: Path, rtf: float, fallback_mass: float, grasp: Grasp,
+              say) -> ProbeOutcome:
+    try:
+        mass, friction, reason = probe_and_identify(obj, index, out_dir, rtf, say)
+    except RuntimeError as exc:  # a probe that could not run: reported, not counted
+        return ProbeOutcome(bin_index, obj.mass, None, f"probe failed: {str(exc).splitlines()[0]}", None, None)
+    given = mass if mass is not None else fallback_mass
+    success, problem = grasp(obj, given, friction if friction else FALLBACK_FRICTION)
+    if success is None:
+        reason = f"{reason}; grasp episode did not start: {problem}"
+    return ProbeOutcome(bin_index, obj.mass, mass, reason, given, success)
+
+
+def run_probe_eval(jobs: list[tuple[int, int, object, str]], journal: EvalJournal, out_dir: Path, rtf: float,
+                   fallback_mass: float, grasp: Grasp, say) -> list[ProbeOutcome]:
+    """jobs: (bin, index, object, journal key); rclpy must be initialised by the caller."""
     from tqdm import tqdm
 
-    from drex_ros.training.evaluation import PolicyController, _model, eval_object, object_seed
-
-    model = _model(model_path)
-    jobs = []
-    for b, rng_bin in enumerate(bins):
-        for i in range(per_bin):
-            drawn = eval_object(rng_bin, object_seed(seed, b, i), 0.5, 0.0)
-            if drawn is not None:
-                jobs.append((b, drawn[0]))
-    outcomes: list[ProbeOutcome] = []
-    for k, (b, episode) in enumerate(tqdm(jobs, desc="probe + identify + grasp")):
-        obj = episode.obj
-        try:
-            mass, friction, reason = probe_and_identify(obj, k, out_dir, rtf, say)
-        except RuntimeError as exc:  # a probe that could not run: reported, not counted
-            outcomes.append(ProbeOutcome(b, obj.mass, None, f"probe failed: {str(exc).splitlines()[0]}", None, None))
-            continue
-        given = mass if mass is not None else fallback_mass
-        result = episode.run(PolicyController(model, obj, given, friction if friction else FALLBACK_FRICTION))
-        outcomes.append(ProbeOutcome(b, obj.mass, mass, reason, given, bool(result.success)))
-    return summarize_probe_eval(outcomes, bins, fallback_mass)
+    outcomes = []
+    for k, (b, _i, obj, key) in enumerate(tqdm(jobs, desc="probe + identify + grasp (node chain)")):
+        done = journal.get(key)
+        if done is None:
+            done = asdict(probe_one(obj, b, k, out_dir, rtf, fallback_mass, grasp, say))
+            if done["success"] is not None:  # episodes that could not run are tried again next time
+                journal.record(key, done)
+        outcomes.append(ProbeOutcome(**done))
+    return outcomes
 
 
 def summarize_probe_eval(outcomes: list[ProbeOutcome], bins: list[tuple[float, float]], fallback_mass: float) -> dict:
