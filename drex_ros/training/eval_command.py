@@ -24,11 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from drex_ros.training.node_chain_eval import CONDITION_KEYS
+
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 JOURNAL = Path(__file__).resolve().parents[2] / "build" / "eval" / "node_chain_journal.jsonl"
 CHAIN_LOG = Path(tempfile.gettempdir()) / "drex_chain_eval_nodes.log"  # the node processes' output
-CONDITION_KEYS = {"true": "success_true_mass", "identified": "success_identified_mass",
-                  "nominal": "success_nominal_mass"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from drex_ros.training.eval_journal import EvalJournal
-
 FALLBACK_FRICTION = 0.5  # the task node's default when friction is not identified
 
 
@@ -50,29 +48,13 @@ def probe_one(obj, bin_index: int, index: int, out_dir: Path, rtf: float, fallba
               say) -> ProbeOutcome:
     try:
         mass, friction, reason = probe_and_identify(obj, index, out_dir, rtf, say)
-    except RuntimeError as exc:  # a probe that could not run: reported, not counted
-        return ProbeOutcome(bin_index, obj.mass, None, f"probe failed: {str(exc).splitlines()[0]}", None, None)
+    except RuntimeError as exc:  # a probe that could not run (its message says so): reported, not counted
+        return ProbeOutcome(bin_index, obj.mass, None, str(exc).splitlines()[0], None, None)
     given = mass if mass is not None else fallback_mass
     success, problem = grasp(obj, given, friction if friction else FALLBACK_FRICTION)
     if success is None:
         reason = f"{reason}; grasp episode did not start: {problem}"
     return ProbeOutcome(bin_index, obj.mass, mass, reason, given, success)
-
-
-def run_probe_eval(jobs: list[tuple[int, int, object, str]], journal: EvalJournal, out_dir: Path, rtf: float,
-                   fallback_mass: float, grasp: Grasp, say) -> list[ProbeOutcome]:
-    """jobs: (bin, index, object, journal key); rclpy must be initialised by the caller."""
-    from tqdm import tqdm
-
-    outcomes = []
-    for k, (b, _i, obj, key) in enumerate(tqdm(jobs, desc="probe + identify + grasp (node chain)")):
-        done = journal.get(key)
-        if done is None:
-            done = asdict(probe_one(obj, b, k, out_dir, rtf, fallback_mass, grasp, say))
-            if done["success"] is not None:  # episodes that could not run are tried again next time
-                journal.record(key, done)
-        outcomes.append(ProbeOutcome(**done))
-    return outcomes
 
 
 def summarize_probe_eval(outcomes: list[ProbeOutcome], bins: list[tuple[float, float]], fallback_mass: float) -> dict:
