@@ -53,6 +53,19 @@ def test_jobs_are_object_major_with_distinct_keys(tmp_path):
     assert not any(j["path"] == "probe" and j["i"] == 1 for j in jobs)
 
 
+def test_a_probe_is_keyed_by_the_identifier_code_and_a_chain_episode_is_not(tmp_path, monkeypatch):
+    from drex_ros.training import node_chain_eval
+
+    args = eval_args(tmp_path)
+    before = {j["cond"]: j["key"] for j in episode_jobs(args, mass_bins()) if j["bin"] == 0 and j["i"] == 0}
+    edited = tmp_path / "massid.py"
+    edited.write_text("# an identifier that changed\n")
+    monkeypatch.setattr(node_chain_eval, "IDENTIFIER_SOURCES", node_chain_eval.IDENTIFIER_SOURCES[:-1] + (edited,))
+    after = {j["cond"]: j["key"] for j in episode_jobs(args, mass_bins()) if j["bin"] == 0 and j["i"] == 0}
+    assert after["identified"] != before["identified"]  # the probe runs again
+    assert after["true"] == before["true"] and after["nominal"] == before["nominal"]  # reused
+
+
 def test_a_resumed_run_skips_what_the_journal_has_and_retries_what_never_started(tmp_path):
     args = eval_args(tmp_path, probe=0)
     jobs = [j for j in episode_jobs(args, mass_bins()) if j["bin"] == 0]

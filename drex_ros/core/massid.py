@@ -95,7 +95,10 @@ class MassIdConfig:
     # the palm touches at the equator but its friction drives the sphere down (impulse of F 3.5 N*s,
     # of F + F_z only 0.76), and even the true F + F_z read 12% high, the estimated one 24%: the
     # reading's premise (rolling without slip when its speed is measured) needs checking first.
-    sphere_model_error: float = 0.06
+    # Then the 46 node-chain probes of `drex eval --probe` (commit d24f24e): 4 of 22 spheres passed
+    # every check at 0.06 and read -44, +13, -10, -4% (a 0.103 kg sphere as 0.058 +/- 0.004 kg, and
+    # the grasp given that mass dropped it). The model error is ~20%, so a sphere gets no number.
+    sphere_model_error: float = 0.20
     uncertainty_replays: int = 8  # replays at the fit whose scatter gives the standard deviation
     move_threshold: float = 0.008  # m: the object moved when it is this far from its resting pose
     rest_frames: int = 8  # at least this many pose frames before the push
@@ -437,7 +440,8 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     if at_bound:
         reason = f"best mass at the search bound {mass:.3f} kg"
     elif not np.isfinite(sd_log) or sd_log > cfg.max_rel_std:
-        reason = f"flat loss: relative mass std {sd_log:.2f} > {cfg.max_rel_std}"
+        reason = f"flat loss: relative mass std {sd_log:.2f} > {cfg.max_rel_std}" + (
+            f" (a rolling sphere's push reads its mass only to +/-{cfg.sphere_model_error:.0%})" if sphere else "")
     elif not np.all(np.isfinite(r_star)) or np.any(np.abs(r_star) > np.maximum(cfg.max_calibration_misfit,
                                                                                3 * np.sqrt(np.diag(s_read)))):
         reason = f"no replay reads like the recording (log misfit {np.max(np.abs(r_star)):.2f})"

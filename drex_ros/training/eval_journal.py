@@ -17,8 +17,12 @@ import subprocess
 from pathlib import Path
 
 
-def file_digest(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+def file_digest(*paths: str | Path) -> str:
+    """First 16 hex digits of the SHA-256 over the files' bytes, in the order given."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()[:16]
 
 
 CHECKOUT = Path(__file__).resolve().parents[2]

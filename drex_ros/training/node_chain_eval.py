@@ -20,6 +20,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 CHAIN_CONDITIONS = ("true", "nominal")  # (b) comes from the probes
+# The code a (b) outcome depends on beyond the model: the probe and the identifier. Their digest is
+# in a probe's journal key, so changing them runs the probes again instead of reusing old answers.
+_PACKAGE = Path(__file__).resolve().parents[1]
+IDENTIFIER_SOURCES = tuple(_PACKAGE / p for p in (
+    "core/probe.py", "core/probe_recording.py", "core/force_regression.py", "core/trajectory_match.py",
+    "core/massid.py", "nodes/mass_id_node.py"))
 CONDITION_KEYS = {"true": "success_true_mass", "identified": "success_identified_mass",
                   "nominal": "success_nominal_mass"}
 
@@ -54,6 +60,7 @@ def episode_jobs(args: argparse.Namespace, bins: list[tuple[float, float]]) -> l
 
     common = {"seed": args.seed, "model": file_digest(args.model), "chain_rtf": args.chain_rtf,
               "policy_overrides": policy_overrides(args)}
+    identifier = file_digest(*IDENTIFIER_SOURCES)
     jobs = []
     for i in range(max(args.chain, args.probe)):
         for b, rng_bin in enumerate(bins):
@@ -69,7 +76,7 @@ def episode_jobs(args: argparse.Namespace, bins: list[tuple[float, float]]) -> l
                                  "mass": masses[cond], "key": key})
             if i < args.probe:
                 key = episode_key(path="probe", bin=b, i=i, probe_rtf=args.probe_rtf,
-                                  fallback_mass=args.probe_fallback_mass, **common)
+                                  fallback_mass=args.probe_fallback_mass, identifier=identifier, **common)
                 jobs.append({"path": "probe", "cond": "identified", "bin": b, "i": i, "obj": obj, "mass": None,
                              "key": key})
     return jobs
