@@ -19,7 +19,7 @@ from drex_ros.core.massid import (
     find_push_window,
     identify,
 )
-from drex_ros.core.probe import ProbeError, plan_probe, push_direction
+from drex_ros.core.probe import ProbeConfig, ProbeError, _plan_push, plan_probe, push_direction, push_directions
 from drex_ros.core.probe_recording import write_recording
 from drex_ros.core.robot import robot_model
 from drex_ros.core.scene import ObjectConfig, Scene, SceneConfig
@@ -84,6 +84,17 @@ def test_probe_is_within_limits_and_pushes_a_box_face_on():
     steps = np.abs(np.diff(plan.commands, axis=0)).max(axis=0) * 250.0
     assert np.all(steps[:7] < rm.limits.velocity[:7])  # joint speeds the arm can follow
     assert plan.push_start < plan.contact_time < plan.push_end <= plan.times[-1]
+
+
+def test_a_box_whose_most_radial_push_is_out_of_reach_is_pushed_on_its_other_outward_face():
+    # An eval object (bin 4, object 4): the push on the face most aligned with the radial
+    # direction ends where the palm's pose cannot be reached.
+    position, yaw, size = np.array([0.48987, -0.05119, 0.03]), -2.38328, (0.05157, 0.05466, 0.07591)
+    first, second = push_directions(position, "box", yaw)
+    with pytest.raises(ProbeError, match="out of reach"):
+        _plan_push(first, robot_model().home(), position, yaw, "box", size, ProbeConfig())
+    plan = plan_probe(robot_model().home(), position, yaw, "box", size)
+    np.testing.assert_allclose(plan.direction, second, atol=1e-12)
 
 
 def test_probe_refuses_unreachable_objects():

@@ -181,12 +181,13 @@ class ProbeError(ValueError):
     """The probe cannot be planned (object out of reach, IK failure)."""
 
 
-def push_direction(object_xy: np.ndarray, shape: str = "sphere", yaw: float = 0.0) -> np.ndarray:
-    """Push direction: radially away from the robot base (stays in reach).
+def push_directions(object_xy: np.ndarray, shape: str = "sphere", yaw: float = 0.0) -> list[np.ndarray]:
+    """Push directions to try, best first: radially away from the robot base (stays in reach).
 
-    For a box, the face normal closest to radial instead: the palm then meets a face flush.
-    An edge-first contact turns the box into alignment during the push, and that turning is
-    the most parameter-sensitive (chaotic) part of a push.
+    For a box, its face normals that point away from the base, the most radial first: the palm
+    then meets a face flush. An edge-first contact turns the box into alignment during the push,
+    and that turning is the most parameter-sensitive (chaotic) part of a push. The second face
+    is for a box whose most radial push ends beyond the arm's reach (2 of 100 eval objects).
     """
     xy = np.asarray(object_xy, dtype=float)[:2]
     n = np.linalg.norm(xy)
@@ -194,9 +195,14 @@ def push_direction(object_xy: np.ndarray, shape: str = "sphere", yaw: float = 0.
         raise ProbeError(f"object at {xy} is too close to the robot base to push")
     radial = np.array([xy[0] / n, xy[1] / n, 0.0])
     if shape != "box":
-        return radial
+        return [radial]
     normals = [np.array([np.cos(yaw + k * np.pi / 2), np.sin(yaw + k * np.pi / 2), 0.0]) for k in range(4)]
-    return max(normals, key=lambda v: float(v @ radial))
+    return sorted((v for v in normals if v @ radial > 0), key=lambda v: -float(v @ radial))
+
+
+def push_direction(object_xy: np.ndarray, shape: str = "sphere", yaw: float = 0.0) -> np.ndarray:
+    """The preferred push direction (see push_directions)."""
+    return push_directions(object_xy, shape, yaw)[0]
 
 
 def palm_rotation(direction: np.ndarray, finger_tilt: float = 0.0) -> np.ndarray:
@@ -258,14 +264,25 @@ def plan_probe(q_start: np.ndarray, object_position: np.ndarray, object_yaw: flo
     """Joint commands for: move above the pre-push pose, descend, settle, push, dwell, retreat.
 
     The push is a straight palm line along the radial direction, solved by IK every few
-    millimetres and timed by `PushProfile`. Raises ProbeError if any pose is out of reach.
+    millimetres and timed by `PushProfile`. A box is pushed on its next outward face when a pose
+    of the first push is out of reach. Raises ProbeError if no push is in reach.
     """
     cfg = config or ProbeConfig()
+    errors = []
+    for d in push_directions(object_position, shape, object_yaw):
+        try:
+            return _plan_push(d, q_start, object_position, object_yaw, shape, size, cfg)
+        except ProbeError as exc:
+            errors.append(str(exc))
+    raise ProbeError(errors[0] + (f" (and on the other {len(errors) - 1} outward face)" if len(errors) > 1 else ""))
+
+
+def _plan_push(d: np.ndarray, q_start: np.ndarray, object_position: np.ndarray, object_yaw: float, shape: str,
+               size: tuple[float, ...], cfg: ProbeConfig) -> ProbePlan:
     rm = robot_model()
     dt = 1.0 / cfg.rate_hz
     q_start = np.clip(np.asarray(q_start, dtype=float), rm.limits.lower + cfg.limit_margin,
                       rm.limits.upper - cfg.limit_margin)
-    d = push_direction(object_position, shape, object_yaw)
     rot = palm_rotation(d, cfg.finger_tilt)
     obj = np.asarray(object_position, dtype=float)
     contact_dist = object_support(shape, size, object_yaw, d) + PALM_BOX_HALF[0]
