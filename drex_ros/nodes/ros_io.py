@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -82,11 +83,14 @@ class Diagnostics:
         self._pub.publish(msg)
 
 
-def spin_node(node_factory, args: list[str] | None = None, executor_factory=None) -> None:
+def spin_node(node_factory, args: list[str] | None = None, executor_factory=None,
+              dispatch_pause_s: float = 0.0) -> None:
     """Entry point body for a node executable: init, spin, shut down cleanly on Ctrl-C.
 
     executor_factory: e.g. a MultiThreadedExecutor for a node whose service runs long;
-    default rclpy's single-threaded spin.
+    default rclpy's single-threaded spin. dispatch_pause_s > 0: sleep this long after each
+    dispatch, for a MultiThreadedExecutor that would otherwise spin without waiting while a
+    callback is in flight (an entity is ready but its exclusive group is busy).
     """
     rclpy.init(args=args)
     node = node_factory()
@@ -96,7 +100,11 @@ def spin_node(node_factory, args: list[str] | None = None, executor_factory=None
         else:
             executor = executor_factory()
             executor.add_node(node)
-            executor.spin()
+            if dispatch_pause_s <= 0:
+                executor.spin()
+            while dispatch_pause_s > 0 and rclpy.ok():
+                executor.spin_once(timeout_sec=0.1)
+                time.sleep(dispatch_pause_s)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     except RuntimeError:  # RCLError, or pybind's from a take_message the invalidated context broke
