@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 import rclpy
+from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from ros_helpers import Collector, spin_until
 from sensor_msgs.msg import JointState
@@ -136,3 +137,24 @@ def test_probe_moves_the_robot_through_the_chain_and_publishes_the_mass(stack):
     assert np.ptp(data["/drex/object_pose"].fields["position"][:, 0]) > 0.03  # the object was pushed
     executor.remove_node(relay)
     relay.destroy_node()
+
+
+def test_an_object_no_push_can_reach_is_unidentifiable_and_nothing_moves(stack):
+    """The task grasps such an object with its fallback mass: the answer must say "unidentifiable"."""
+    node, executor, procs, record = stack
+    pub = node.create_publisher(PoseStamped, "/drex/object_pose", 10)
+    commands = Collector(node, JointState, "/drex/policy/joint_command", 5000)
+    far = PoseStamped()
+    far.header.frame_id = "world"
+    far.pose.position.x, far.pose.position.z, far.pose.orientation.w = 1.6, 0.03, 1.0  # beyond the arm
+    for _ in range(30):  # the node rests the probe on the latest 10 poses it received
+        pub.publish(far)
+        executor.spin_once(timeout_sec=0.03)
+    res = _call(node, executor, 60)
+    assert not res.success
+    assert res.message.startswith("unidentifiable: no probe can be planned: "), procs["mass_id"].output()
+    assert "out of reach" in res.message
+    executor.spin_once(timeout_sec=0.5)
+    assert not commands.messages  # no command was streamed
+    assert len(list(record.glob("massid_*"))) == 1  # and no bag beside the earlier probe's
+    node.destroy_publisher(pub)

@@ -19,7 +19,15 @@ from drex_ros.core.massid import (
     find_push_window,
     identify,
 )
-from drex_ros.core.probe import ProbeConfig, ProbeError, _plan_push, plan_probe, push_direction, push_directions
+from drex_ros.core.probe import (
+    ProbeConfig,
+    ProbeError,
+    ProbePlanError,
+    _plan_push,
+    plan_probe,
+    push_direction,
+    push_directions,
+)
 from drex_ros.core.probe_recording import write_recording
 from drex_ros.core.robot import robot_model
 from drex_ros.core.scene import ObjectConfig, Scene, SceneConfig
@@ -90,17 +98,31 @@ def test_a_box_whose_most_radial_push_is_out_of_reach_is_pushed_on_its_other_out
     # An eval object (bin 4, object 4): the push on the face most aligned with the radial
     # direction ends where the palm's pose cannot be reached.
     position, yaw, size = np.array([0.48987, -0.05119, 0.03]), -2.38328, (0.05157, 0.05466, 0.07591)
-    first, second = push_directions(position, "box", yaw)
+    first, second = push_directions(position, "box", yaw)[:2]  # the outward faces
     with pytest.raises(ProbeError, match="out of reach"):
         _plan_push(first, robot_model().home(), position, yaw, "box", size, ProbeConfig())
     plan = plan_probe(robot_model().home(), position, yaw, "box", size)
     np.testing.assert_allclose(plan.direction, second, atol=1e-12)
 
 
+def test_a_box_no_outward_push_can_reach_is_pushed_towards_the_base():
+    # An eval object (bin 3, object 15) at 0.61 m: both outward faces' pushes leave the reach.
+    position, yaw, size = np.array([0.61323, 0.01118, 0.03]), -2.59798, (0.05863, 0.04766, 0.08978)
+    directions = push_directions(position, "box", yaw)
+    radial = np.array([position[0], position[1], 0.0]) / np.hypot(*position[:2])
+    assert [d @ radial > 0 for d in directions] == [True, True, False, False]
+    for d in directions[:2]:
+        with pytest.raises(ProbeError, match="out of reach"):
+            _plan_push(d, robot_model().home(), position, yaw, "box", size, ProbeConfig())
+    plan = plan_probe(robot_model().home(), position, yaw, "box", size)
+    np.testing.assert_allclose(plan.direction, directions[2], atol=1e-12)
+    assert plan.direction @ radial < -0.8  # the face most turned towards the base
+
+
 def test_probe_refuses_unreachable_objects():
     with pytest.raises(ProbeError, match="too close"):
         push_direction(np.array([0.1, 0.0]))
-    with pytest.raises(ProbeError, match="out of reach"):
+    with pytest.raises(ProbePlanError, match="out of reach.*and in the other 3 push directions"):
         plan_probe(robot_model().home(), np.array([1.6, 0.0, 0.03]), 0.0, "box", (0.06, 0.06, 0.06))
 
 

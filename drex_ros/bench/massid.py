@@ -63,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # --- recording through the nodes -----------------------------------------------------------------
+class ProbeUnidentifiable(RuntimeError):
+    """mass_id_node answered "unidentifiable" before recording (no probe can be planned)."""
+
+
 def record_probe(obj: BenchObject, out_dir: Path, say, rtf: float) -> Path:
     """Push the object with mass_id_node through the node chain (each node its own process); the bag's path."""
     import rclpy
@@ -105,6 +109,8 @@ def record_probe(obj: BenchObject, out_dir: Path, say, rtf: float) -> Path:
             if time.monotonic() > deadline:
                 raise RuntimeError("probe timed out:\n" + procs[3].output()[-3000:])
         res = future.result()
+        if not res.success and res.message.startswith("unidentifiable"):
+            raise ProbeUnidentifiable(res.message)
         if not res.success:
             raise RuntimeError(f"probe failed: {res.message}\n{procs[3].output()[-3000:]}")
         say(f"  recorded object {obj.index}: {res.message}")

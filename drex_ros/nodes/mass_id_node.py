@@ -5,8 +5,10 @@ the object's resting pose (/drex/object_pose), streams it as full 23-joint comma
 /drex/policy/joint_command (smoother and safety apply), records /joint_states,
 /drex/joint_command and /drex/object_pose meanwhile, identifies (core.massid), and publishes
 /drex/object_mass = [mass_kg, std_kg, friction] latched. A probe whose data cannot support an
-estimate (unidentifiable, or a recording the identifier refuses) publishes nothing and answers
-success=false, "unidentifiable: <reason>"; a probe that could not run answers the reason alone.
+estimate (unidentifiable, or a recording the identifier refuses), and an object no push can
+reach (no probe can be planned), publish nothing and answer success=false, "unidentifiable:
+<reason>": the task then grasps with its fallback mass. A probe that could not run (no joint
+states, no object pose, aborted, timed out) answers the reason alone.
 Optionally saves each probe as an MCAP bag.
 """
 
@@ -29,7 +31,7 @@ from std_srvs.srv import Trigger
 
 from drex_ros.core.bag import BagError
 from drex_ros.core.massid import MassIdConfig, RecordingError, identify
-from drex_ros.core.probe import ProbeConfig, ProbeError, plan_probe
+from drex_ros.core.probe import ProbeConfig, ProbeError, ProbePlanError, plan_probe
 from drex_ros.core.probe_recording import write_recording
 from drex_ros.core.robot import JOINT_NAMES, robot_model
 from drex_ros.core.trajectory_match import Recording, yaw_of
@@ -297,10 +299,11 @@ class MassIdNode(Node):
                 response.success, response.message = True, saved or "probe done (identification off)"
                 return response
             est = identify(rec, cfg, progress=lambda m: self.get_logger().info(m))
-        except RecordingError as exc:  # the probe ran, but its data cannot support an estimate
-            response.success, response.message = False, f"unidentifiable: {exc}"
+        except (RecordingError, ProbePlanError) as exc:  # no data that can support an estimate
+            reason = f"no probe can be planned: {exc}" if isinstance(exc, ProbePlanError) else str(exc)
+            response.success, response.message = False, f"unidentifiable: {reason}"
             self.get_logger().warning(response.message)
-            self._diag.publish("warn", "mass unidentifiable", {"reason": exc})
+            self._diag.publish("warn", "mass unidentifiable", {"reason": reason})
             return response
         except (ProbeError, BagError) as exc:
             response.success, response.message = False, str(exc)

@@ -4,9 +4,10 @@ For the first N evaluation objects of every bin, mass_id_node pushes the object 
 process, through smoother_node and safety_node to sim_node (the camera pipeline emulated by
 the noisy pose relay of `drex bench massid`), and records the probe; the bag is identified
 as `drex identify` would identify it. The grasp then runs through the real node chain
-(training/chain_eval.py) given that mass. An "unidentifiable" verdict gives the fallback mass
-the task node would grasp with (counted, and reported as such); a probe that could not be
-recorded, or a grasp episode that could not start, is reported and not counted.
+(training/chain_eval.py) given that mass. An "unidentifiable" verdict (from the identifier,
+or from mass_id_node when no probe can be planned) gives the fallback mass the task node would
+grasp with (counted, and reported as such); a probe that could not be recorded, or a grasp
+episode that could not start, is reported and not counted.
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ class ProbeOutcome:
 
 def probe_and_identify(obj, index: int, out_dir: Path, rtf: float, say) -> tuple[float | None, float | None, str]:
     """(mass, friction, verdict) from a probe recorded through the real nodes; mass None = no number."""
-    from drex_ros.bench.massid import BenchObject, identify_bag, record_probe
+    from drex_ros.bench.massid import BenchObject, ProbeUnidentifiable, identify_bag, record_probe
 
     bench_obj = BenchObject(**asdict(obj), index=index)
-    bag = record_probe(bench_obj, out_dir / f"object_{index:03d}", say, rtf)
+    try:
+        bag = record_probe(bench_obj, out_dir / f"object_{index:03d}", say, rtf)
+    except ProbeUnidentifiable as exc:  # as the task does: grasped with the fallback mass
+        return None, None, str(exc)
     row = identify_bag(bench_obj, bag)
     return row["mass_est"], row["friction_est"], row["reason"]
 
