@@ -22,8 +22,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
-from drex_ros.commands.demo import OBJECTS, STOP_ORDER, run_episode, start_stack
-from drex_ros.core.bag import list_topics
+from drex_ros.commands.demo import OBJECTS, STOP_ORDER, replace_earlier_bag, run_episode, start_stack
+from drex_ros.core.bag import BagError, BagWriter, list_topics
 from drex_ros.core.robot import ARM_JOINTS
 from drex_ros.node_process import stop_all
 from drex_ros.nodes.ros_io import LATCHED_QOS, joint_state_arrays, to_sec
@@ -117,3 +117,14 @@ def test_killing_the_policy_mid_lift_fails_the_task_and_the_robot_holds_still(tm
         overrides.unlink(missing_ok=True)
     log = task_log.read_text()
     assert "policy_node stopped publishing commands" in log, log[-2000:]
+
+
+def test_a_second_demo_run_replaces_the_bag_of_the_first(tmp_path):
+    """The recorder refuses an existing bag; the demo removes its own earlier one first."""
+    bag = tmp_path / "1_light_box.mcap"
+    BagWriter(bag).close()
+    with pytest.raises(BagError, match="already exists"):
+        BagWriter(bag)
+    assert replace_earlier_bag(bag) == bag and not bag.exists()
+    BagWriter(bag).close()
+    assert bag.is_dir()

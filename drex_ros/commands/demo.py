@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -106,6 +107,15 @@ def _overrides(obj: DemoObject, out: Path, bag: str, real_time_factor: float) ->
     return handle.name
 
 
+def replace_earlier_bag(bag: Path) -> Path:
+    """Remove the bag an earlier demo run left at this path: the recorder never overwrites a bag,
+    and a second `make demo` in the same checkout must run like the first."""
+    if bag.is_dir():  # a rosbag2 bag is a directory
+        print(f"  replacing {bag} from an earlier run", flush=True)
+        shutil.rmtree(bag)
+    return bag
+
+
 # The policy side stops first; safety keeps holding until the rest are down.
 STOP_ORDER = ("task_node", "policy_node", "mass_id_node", "perception_node", "smoother_node", "recorder_node",
               "safety_node", "sim_node")
@@ -126,7 +136,7 @@ def start_stack(obj: DemoObject, out: Path, stem: str, policy_model: str,
 
     log_dir = out / f"{stem}_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    bag = str(out / f"{stem}.mcap")
+    bag = str(replace_earlier_bag(out / f"{stem}.mcap"))
     overrides = Path(_overrides(obj, out, bag, REAL_TIME_FACTOR[one_process]))
     if one_process:
         argv = ["bringup", "--sim", "--params-file", str(overrides), "--record", bag]
@@ -236,7 +246,8 @@ def print_table(results: list[EpisodeResult]) -> None:
     for r in results:
         identified = np.isfinite(r.mass_std)  # a fallback mass is announced with std NaN
         err = f"{100 * (r.mass - r.obj.mass) / r.obj.mass:>7.1f}" if identified else f"{'-':>7}"
-        mass = f"{r.mass:>10.3f}" if identified else f"{'unident.':>10}"
+        unanswered = "unident." if np.isfinite(r.mass) else "-"  # "-": the episode ended before any mass
+        mass = f"{r.mass:>10.3f}" if identified else f"{unanswered:>10}"
         phases = "".join(f"{r.durations.get(p, float('nan')):>9.1f}" for p in PHASES)
         print(f"{r.obj.name:<17}{r.obj.mass:>8.3f}{mass}{err}{r.state:>8}{r.final_lift_cm():>8.1f}{phases}"
               f"{r.wall_s:>8.0f}")
