@@ -173,6 +173,21 @@ def test_window_errors_name_the_problem():
         identify(no_force)
 
 
+def test_two_noisy_pose_frames_before_the_push_do_not_open_its_window(box):
+    rec, _ = box
+    win = find_push_window(rec, MassIdConfig())
+    pose_p = rec.pose_p.copy()
+    i = int(np.searchsorted(rec.pose_t, win.t_motion - 1.0))
+    pose_p[i:i + 2, 0] += 0.012  # two consecutive frames 12 mm off, a second before the push
+    noisy = Recording(rec.shape, rec.size, rec.joint_t, rec.joint_q, rec.joint_v, rec.joint_effort, rec.cmd_t,
+                      rec.cmd_q, rec.pose_t, pose_p, rec.pose_q)
+    assert find_push_window(noisy, MassIdConfig()).t_motion == pytest.approx(win.t_motion, abs=0.05)
+    pose_p[i:i + 4, 0] += 0.012  # four frames: a motion
+    moved = Recording(rec.shape, rec.size, rec.joint_t, rec.joint_q, rec.joint_v, rec.joint_effort, rec.cmd_t,
+                      rec.cmd_q, rec.pose_t, pose_p, rec.pose_q)
+    assert find_push_window(moved, MassIdConfig()).t_motion < win.t_motion - 0.5
+
+
 def test_drex_identify_reads_a_bag_and_writes_a_plot(box, tmp_path, capsys):
     rec, _ = box
     bag = tmp_path / "probe"
