@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from drex_ros.core.identify_reply import is_unidentifiable
 from drex_ros.node_process import use_private_domain
 from drex_ros.training.episode import ObjectSample
 
@@ -109,7 +110,7 @@ def record_probe(obj: BenchObject, out_dir: Path, say, rtf: float) -> Path:
             if time.monotonic() > deadline:
                 raise RuntimeError("probe timed out:\n" + procs[3].output()[-3000:])
         res = future.result()
-        if not res.success and res.message.startswith("unidentifiable"):
+        if not res.success and is_unidentifiable(res.message):
             raise ProbeUnidentifiable(res.message)
         if not res.success:
             raise RuntimeError(f"probe failed: {res.message}\n{procs[3].output()[-3000:]}")

@@ -56,7 +56,15 @@ relative std <= 7.5%; errors over those). With the former 2.5 s scrub and 0.12 s
   Not built; the std comes from the replays' scatter (massid).
 A rolling sphere has no friction to measure and leaves a palm that stops accelerating: it gets
 one short, hard speed-up from contact and rolls away; its mass is the momentum it took over the
-speed it rolls away at (integral of F + F_z = 7/5 m v, massid / force_regression).
+speed it rolls away at (integral of F + F_z = 7/5 m v, massid / force_regression). That
+carries little: the sphere feels a force only while the palm speeds up (about 2 m/s^2 for
+0.17 s), F = 7/5 m a = 2.8 N per kg for 0.2 s, where a box's scrub carries mu m g = 3-10 N per
+kg for 3.5 s: by (F/m)^2 T, two orders of magnitude less information per kg. Measured on 9
+eval node-chain sphere bags with a readable push, the replays given the true friction: their
+readings scatter by 8-32% and the fits land 2-95% off, so the unknown friction is not what
+limits it. Weighing a lifted object (F = m g = 9.8 N per kg for as long as it is held: 1 s
+carries some 70x what this push does) is what a sphere needs: a prehensile probe. Until there
+is one, a sphere is reported "unidentifiable".
 
 Why the back of the palm and not the fingers: the Allegro fingers are PD joints of 3 N*m/rad
 with a 0.7 N*m limit; they fold under the 15 N a 1.5 kg object with mu = 1 needs. The palm is

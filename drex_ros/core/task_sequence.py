@@ -23,6 +23,8 @@ from enum import StrEnum
 
 import numpy as np
 
+from drex_ros.core.identify_reply import is_unidentifiable
+
 
 class Phase(StrEnum):
     IDLE = "idle"
@@ -203,7 +205,7 @@ class TaskSequence:
             self._enter(Phase.IDENTIFYING, max(self.phase_start, min(obs.last_command_time, obs.now)))
         if obs.identify_done:
             if not obs.identify_ok:
-                fallback = self.settings.fallback_mass > 0 and obs.identify_message.startswith("unidentifiable")
+                fallback = self.settings.fallback_mass > 0 and is_unidentifiable(obs.identify_message)
                 if not fallback:
                     return self.fail(f"mass identification failed: {obs.identify_message}", obs.now)
                 if not self.used_fallback:

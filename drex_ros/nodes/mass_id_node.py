@@ -30,6 +30,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from drex_ros.core.bag import BagError
+from drex_ros.core.identify_reply import unidentifiable_reply
 from drex_ros.core.massid import MassIdConfig, RecordingError, identify
 from drex_ros.core.probe import ProbeConfig, ProbeError, ProbePlanError, plan_probe
 from drex_ros.core.probe_recording import write_recording
@@ -301,7 +302,7 @@ class MassIdNode(Node):
             est = identify(rec, cfg, progress=lambda m: self.get_logger().info(m))
         except (RecordingError, ProbePlanError) as exc:  # no data that can support an estimate
             reason = f"no probe can be planned: {exc}" if isinstance(exc, ProbePlanError) else str(exc)
-            response.success, response.message = False, f"unidentifiable: {reason}"
+            response.success, response.message = False, unidentifiable_reply(reason)
             self.get_logger().warning(response.message)
             self._diag.publish("warn", "mass unidentifiable", {"reason": reason})
             return response
@@ -311,7 +312,7 @@ class MassIdNode(Node):
             self._diag.publish("error", "mass identification failed", {"reason": exc})
             return response
         if not est.identifiable:
-            response.success, response.message = False, f"unidentifiable: {est.reason}"
+            response.success, response.message = False, unidentifiable_reply(est.reason)
             self.get_logger().warning(response.message)
             self._diag.publish("warn", "mass unidentifiable", {"reason": est.reason})
             return response
