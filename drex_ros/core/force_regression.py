@@ -23,6 +23,8 @@ noise averages out over the samples.
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass
 
 import mujoco
@@ -61,10 +63,23 @@ class ForceFit:
     residual_rms: float  # N
 
 
+@functools.lru_cache(maxsize=64)
+def butter2(wn: float) -> tuple[np.ndarray, np.ndarray]:
+    """Second-order Butterworth low-pass (cached: an identification designs the same few hundreds of times)."""
+    return signal.butter(2, wn)
+
+
 def lowpass(t: np.ndarray, x: np.ndarray, cutoff_hz: float) -> np.ndarray:
     dt = float(np.median(np.diff(t)))
-    b, a = signal.butter(2, min(0.9, 2.0 * cutoff_hz * dt))
+    b, a = butter2(min(0.9, 2.0 * cutoff_hz * dt))
     return signal.filtfilt(b, a, x, axis=0, padlen=min(len(x) - 1, 30))
+
+
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """A run of consecutive indices as a slice (numpy assigns through it several times faster)."""
+    if len(index) and np.all(np.diff(index) == 1):
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
 
 
 class PushForceEstimator:
@@ -78,12 +93,18 @@ class PushForceEstimator:
         self.model.opt.enableflags |= mujoco.mjtEnableBit.mjENBL_INVDISCRETE
         self.data = mujoco.MjData(self.model)
         m = self.model
-        self._qpos = np.array([m.joint(n).qposadr[0] for n in JOINT_NAMES])
-        self._dof = np.array([m.joint(n).dofadr[0] for n in JOINT_NAMES])
+        self._qpos = _as_slice(np.array([m.joint(n).qposadr[0] for n in JOINT_NAMES]))
+        self._dof = _as_slice(np.array([m.joint(n).dofadr[0] for n in JOINT_NAMES]))
         self._palm = m.body("palm_link").id
         # The pushing face's centre (palm box, local -x face): where the object is touched. Its
         # motion differs from the palm frame's when the compliant wrist turns under load.
         self._palm_geom = next(i for i in range(m.ngeom) if m.geom_bodyid[i] == self._palm and m.geom_contype[i])
+
+    def fork(self) -> PushForceEstimator:
+        """The same model with its own MjData, for another thread."""
+        twin = copy.copy(self)
+        twin.data = mujoco.MjData(self.model)
+        return twin
 
     def estimate(self, t: np.ndarray, q: np.ndarray, qd: np.ndarray | None, tau: np.ndarray,
                  direction: np.ndarray, cutoff_hz: float = 8.0, stride: int = 2) -> PushForce:
@@ -98,7 +119,8 @@ class PushForceEstimator:
         # Only consecutive driver samples invert one step exactly; dropped messages leave gaps.
         step = float(np.median(h))
         consecutive = np.flatnonzero(h < 1.5 * step)
-        arm = self._dof[:N_ARM]
+        arm = np.arange(m.nv)[self._dof][:N_ARM]
+        g = self._palm_geom
         sel = np.zeros(6)
         sel[:3] = direction
         jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
@@ -107,15 +129,15 @@ class PushForceEstimator:
         jacs = np.empty((n, 6, N_ARM))
         ext = np.empty((n, N_ARM))
         faces = np.empty((n, 3))
-        for i, k in enumerate(steps):
+        half_thickness = m.geom_size[g][0]
+        d.qvel[:] = 0.0
+        d.qacc[:] = 0.0
+        for i, k in enumerate(steps):  # the hot loop of every identification: plain slices only
             d.qpos[self._qpos] = q[k]
-            d.qvel[:] = 0.0
             d.qvel[self._dof] = qd[k]
-            d.qacc[:] = 0.0
             d.qacc[self._dof] = qdd[k]
             mujoco.mj_inverse(m, d)
-            faces[i] = d.geom_xpos[self._palm_geom] - d.geom_xmat[self._palm_geom].reshape(3, 3)[:, 0] * \
-                m.geom_size[self._palm_geom][0]
+            faces[i] = d.geom_xpos[g] - d.geom_xmat[g, 0::3] * half_thickness  # the face's centre
             mujoco.mj_jac(m, d, jacp, jacr, faces[i], self._palm)
             jacs[i, :3], jacs[i, 3:] = jacp[:, arm], jacr[:, arm]
             ext[i] = d.qfrc_inverse[arm] - tau[k + 1, :N_ARM]  # J^T w_ext

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -210,6 +211,7 @@ class SimCalibrator:
                  target: np.ndarray, sample_times: np.ndarray | None = None,
                  max_speed: float = float("inf"), min_speed: float = 0.02) -> None:
         self.matcher, self.estimator, self.direction = matcher, estimator, direction
+        self._readers = [estimator, estimator.fork()]  # one per thread: replays are read two at a time
         self.shape, self.cutoff, self.replays, self.jitter = shape, cutoff_hz, replays, jitter
         span_mask = (matcher.times >= span[0]) & (matcher.times <= span[1])
         self._span = span_mask
@@ -241,12 +243,25 @@ class SimCalibrator:
         log_mu = np.full(len(x), np.log(0.6)) if self.shape == "sphere" else x[:, 1]
         return np.column_stack([x[:, 0], x[:, 0] + log_mu])
 
-    def read(self, sim, i: int, mask: np.ndarray | None = None) -> np.ndarray:
+    def read_all(self, sim, mask: np.ndarray | None = None) -> np.ndarray:
+        """(n, k) readings of every replay in `sim`, on two threads (mj_inverse releases the GIL)."""
+        n = len(sim.joint_q)
+        halves = [(j, range(j, n, 2)) for j in range(2)]
+        with ThreadPoolExecutor(2) as pool:
+            parts = list(pool.map(lambda h: [self.read(sim, i, mask, self._readers[h[0]]) for i in h[1]], halves))
+        out = [None] * n
+        for (_, idx), part in zip(halves, parts, strict=True):
+            for i, r in zip(idx, part, strict=True):
+                out[i] = r
+        return np.array(out)
+
+    def read(self, sim, i: int, mask: np.ndarray | None = None,
+             estimator: PushForceEstimator | None = None) -> np.ndarray:
         w = self._span if mask is None else mask
         tau = np.zeros((int(w.sum()), sim.joint_q.shape[2]))
         tau[:, :sim.efforts.shape[2]] = sim.efforts[i][w]
-        pf = self.estimator.estimate(sim.times[w], sim.joint_q[i][w], sim.joint_v[i][w], tau, self.direction,
-                                     self.cutoff)
+        pf = (estimator or self.estimator).estimate(sim.times[w], sim.joint_q[i][w], sim.joint_v[i][w], tau,
+                                                    self.direction, self.cutoff)
         contact = contact_mask(pf, min_speed=self.min_speed, max_speed=self.max_speed)
         rolled_off = None
         if self.shape == "sphere" and contact.any():
@@ -268,7 +283,7 @@ class SimCalibrator:
         rows = rows + self._rng.normal(0.0, self.jitter, rows.shape) * jittered
         sim = self.matcher.simulate(self.full(rows))
         self.last_sim = sim
-        reads = np.array([self.read(sim, i) for i in range(len(rows))]).reshape(len(X), self.replays, -1)
+        reads = self.read_all(sim).reshape(len(X), self.replays, -1)
         self._pool(reads)
         if self._shifted is not None:
             # Joint states that skip physics steps alias the contact's step-to-step chatter, and the
@@ -277,7 +292,7 @@ class SimCalibrator:
             # mu 0.8, 250 Hz states of the 500 Hz sim): commands landing right after a sample, as
             # the replay has them, read 0.349 kg; at random steps 0.359 kg (std 8%, refused); all
             # mid-period 0.036 kg (std 55%, refused). A 1 kg box read 1.004/1.010/1.033 kg.
-            shifted = np.array([self.read(sim, i, self._shifted) for i in range(len(rows))])
+            shifted = self.read_all(sim, self._shifted)
             phase = (shifted - reads.reshape(len(rows), -1)) / np.sqrt(2.0)
             self.phase_scatter.extend(list(phase))
         return np.nanmean(reads, axis=1)
@@ -287,7 +302,7 @@ class SimCalibrator:
         rows = np.asarray(x, dtype=float)[None] + self._rng.normal(0.0, self.jitter, (n, len(x)))
         sim = self.matcher.simulate(self.full(rows))
         self.last_sim = sim
-        reads = np.array([self.read(sim, i) for i in range(n)])
+        reads = self.read_all(sim)
         self._pool(reads[None])
         return reads
 

@@ -26,6 +26,7 @@ import numpy as np
 from mujoco import sysid
 from scipy import signal
 
+from drex_ros.core.force_regression import butter2
 from drex_ros.core.markers import half_extents
 from drex_ros.core.robot import ARM_JOINTS, JOINT_NAMES
 from drex_ros.core.scene_build import ObjectConfig, SceneConfig, build_spec, object_inertia
@@ -283,7 +284,7 @@ class TrajectoryMatcher:
         """
         dt = float(np.median(np.diff(t)))
         wn = min(0.9, 2.0 * self.weights.effort_cutoff_hz * dt)
-        b, a = signal.butter(2, wn)
+        b, a = butter2(float(wn))
         return signal.filtfilt(b, a, x, axis=0, padlen=min(len(x) - 1, 30))
 
     def effort_residuals(self, sim: SimBatch, t_max: float | None = None) -> np.ndarray:
