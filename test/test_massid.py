@@ -15,6 +15,7 @@ from drex_ros.core.force_regression import PushForce, PushForceEstimator, contac
 from drex_ros.core.massid import (
     MassIdConfig,
     RecordingError,
+    SimCalibrator,
     drop_inconsistent_joint_states,
     find_push_window,
     identify,
@@ -31,7 +32,7 @@ from drex_ros.core.probe import (
 from drex_ros.core.probe_recording import write_recording
 from drex_ros.core.robot import robot_model
 from drex_ros.core.scene import ObjectConfig, Scene, SceneConfig
-from drex_ros.core.trajectory_match import Recording, mass_friction_of
+from drex_ros.core.trajectory_match import Recording, TrajectoryMatcher, mass_friction_of
 
 
 def _quat_noise(q, rng, sigma):
@@ -155,6 +156,19 @@ def test_box_is_identified(box):
     loose = identify(rec, MassIdConfig(max_rel_std=0.25))
     assert loose.identifiable and loose.mass == pytest.approx(0.4, rel=0.1), loose.reason
     assert abs(est.pose_offset - (-0.04)) <= 0.02  # the camera's 40 ms clock offset is found
+
+
+def test_replays_read_on_two_threads_read_as_one_at_a_time(box):
+    rec, _ = box
+    win = find_push_window(rec, MassIdConfig())
+    matcher = TrajectoryMatcher(rec, win.t0, win.t1, win.xy, win.yaw, push_direction=win.direction)
+    estimator = PushForceEstimator(matcher.timestep)
+    cal = SimCalibrator(matcher, estimator, win.direction, "box", 8.0, (win.t0, win.t1), 1, 0.0, np.zeros(2))
+    masses = np.log([0.2, 0.4, 0.8])  # three different replays, in a known order
+    sim = matcher.simulate(np.column_stack([masses, masses + np.log(0.6)]))
+    serial = np.array([cal.read(sim, i) for i in range(3)])
+    assert np.array_equal(cal.read_all(sim), serial)
+    assert serial[0, 0] < serial[1, 0] < serial[2, 0]  # the heavier replay reads heavier
 
 
 def test_window_errors_name_the_problem():
