@@ -158,3 +158,25 @@ def test_an_object_no_push_can_reach_is_unidentifiable_and_nothing_moves(stack):
     assert not commands.messages  # no command was streamed
     assert len(list(record.glob("massid_*"))) == 1  # and no bag beside the earlier probe's
     node.destroy_publisher(pub)
+
+
+def test_a_sphere_is_not_pushed_but_answered_unidentifiable_at_once(stack, tmp_path):
+    """A pushed sphere rolls out of reach and is never identified: the node must not push it."""
+    node, executor, _, _ = stack
+    sphere = NodeProcess("mass_id_node", {"use_sim_time": True, "object_shape": "sphere", "object_size": [0.03],
+                                          "service": "/drex/identify_sphere_mass", "record_dir": str(tmp_path)})
+    commands = Collector(node, JointState, "/drex/policy/joint_command", 5000)
+    try:
+        client = node.create_client(Trigger, "/drex/identify_sphere_mass")
+        assert spin_until(executor, client.service_is_ready, 30), sphere.output()
+        start = time.monotonic()
+        future = client.call_async(Trigger.Request())
+        assert spin_until(executor, future.done, 30), sphere.output()
+        res = future.result()
+        assert time.monotonic() - start < 5.0  # no probe was run
+        assert not res.success
+        assert res.message.startswith("unidentifiable: no probe can be planned: a sphere is not pushed"), res.message
+        executor.spin_once(timeout_sec=0.5)
+        assert not commands.messages and not list(tmp_path.iterdir())  # nothing streamed, no bag
+    finally:
+        assert sphere.stop() == 0, sphere.output()

@@ -64,7 +64,10 @@ eval node-chain sphere bags with a readable push, the replays given the true fri
 readings scatter by 8-32% and the fits land 2-95% off, so the unknown friction is not what
 limits it. Weighing a lifted object (F = m g = 9.8 N per kg for as long as it is held: 1 s
 carries some 70x what this push does) is what a sphere needs: a prehensile probe. Until there
-is one, a sphere is reported "unidentifiable".
+is one, mass_id_node does not push a sphere at all (`push_spheres`): the push rolls it out of
+reach (in-process it left the palm at 0.34 m/s and was 63 cm away when the probe ended; this
+scene's table has no rolling resistance), so the task could not grasp it afterwards, and the
+answer would be "unidentifiable" anyway.
 
 Why the back of the palm and not the fingers: the Allegro fingers are PD joints of 3 N*m/rad
 with a 0.7 N*m limit; they fold under the 15 N a 1.5 kg object with mu = 1 needs. The palm is
