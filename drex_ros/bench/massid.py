@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drex_ros.core.identify_reply import is_unidentifiable
+from drex_ros.core.identify_reply import UNIDENTIFIABLE, is_unidentifiable
 from drex_ros.node_process import use_private_domain
 from drex_ros.training.episode import ObjectSample
 
@@ -200,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
                     bags[obj.index] = record_probe(obj, args.out / f"object_{obj.index:02d}", say, args.rtf)
                 except RuntimeError as exc:  # reported in the table, the run goes on
                     failed[obj.index] = str(exc).splitlines()[0]
+                    if isinstance(exc, ProbeUnidentifiable):  # the table says "unidentifiable: " itself
+                        failed[obj.index] = failed[obj.index].removeprefix(f"{UNIDENTIFIABLE}: ")
                     say(f"  object {obj.index}: {failed[obj.index]}")
         finally:
             rclpy.shutdown()
