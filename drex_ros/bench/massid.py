@@ -111,7 +111,7 @@ def record_probe(obj: BenchObject, out_dir: Path, say, rtf: float) -> Path:
                 raise RuntimeError("probe timed out:\n" + procs[3].output()[-3000:])
         res = future.result()
         if not res.success and is_unidentifiable(res.message):
-            raise ProbeUnidentifiable(res.message)
+            raise ProbeUnidentifiable(res.message.removeprefix(f"{UNIDENTIFIABLE}: "))  # the table says it
         if not res.success:
             raise RuntimeError(f"probe failed: {res.message}\n{procs[3].output()[-3000:]}")
         say(f"  recorded object {obj.index}: {res.message}")
@@ -200,8 +200,6 @@ def run(args: argparse.Namespace) -> int:
                     bags[obj.index] = record_probe(obj, args.out / f"object_{obj.index:02d}", say, args.rtf)
                 except RuntimeError as exc:  # reported in the table, the run goes on
                     failed[obj.index] = str(exc).splitlines()[0]
-                    if isinstance(exc, ProbeUnidentifiable):  # the table says "unidentifiable: " itself
-                        failed[obj.index] = failed[obj.index].removeprefix(f"{UNIDENTIFIABLE}: ")
                     say(f"  object {obj.index}: {failed[obj.index]}")
         finally:
             rclpy.shutdown()

@@ -95,6 +95,7 @@ class PushForceEstimator:
         m = self.model
         self._qpos = _as_slice(np.array([m.joint(n).qposadr[0] for n in JOINT_NAMES]))
         self._dof = _as_slice(np.array([m.joint(n).dofadr[0] for n in JOINT_NAMES]))
+        self._arm_dofs = np.arange(m.nv)[self._dof][:N_ARM]
         self._palm = m.body("palm_link").id
         # The pushing face's centre (palm box, local -x face): where the object is touched. Its
         # motion differs from the palm frame's when the compliant wrist turns under load.
@@ -119,7 +120,7 @@ class PushForceEstimator:
         # Only consecutive driver samples invert one step exactly; dropped messages leave gaps.
         step = float(np.median(h))
         consecutive = np.flatnonzero(h < 1.5 * step)
-        arm = np.arange(m.nv)[self._dof][:N_ARM]
+        arm = self._arm_dofs
         g = self._palm_geom
         sel = np.zeros(6)
         sel[:3] = direction

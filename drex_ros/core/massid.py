@@ -246,13 +246,11 @@ class SimCalibrator:
     def read_all(self, sim, mask: np.ndarray | None = None) -> np.ndarray:
         """(n, k) readings of every replay in `sim`, on two threads (mj_inverse releases the GIL)."""
         n = len(sim.joint_q)
-        halves = [(j, range(j, n, 2)) for j in range(2)]
         with ThreadPoolExecutor(2) as pool:
-            parts = list(pool.map(lambda h: [self.read(sim, i, mask, self._readers[h[0]]) for i in h[1]], halves))
+            halves = [pool.submit(lambda j: [self.read(sim, i, mask, self._readers[j]) for i in range(j, n, 2)], j)
+                      for j in range(2)]
         out = [None] * n
-        for (_, idx), part in zip(halves, parts, strict=True):
-            for i, r in zip(idx, part, strict=True):
-                out[i] = r
+        out[0::2], out[1::2] = halves[0].result(), halves[1].result()
         return np.array(out)
 
     def read(self, sim, i: int, mask: np.ndarray | None = None,

@@ -117,6 +117,11 @@ class PushWindow:
     direction: np.ndarray  # unit push direction (3,), from where the object went
 
 
+def _median5(x: np.ndarray) -> np.ndarray:
+    """Running median over 5 frames (3 at the ends) along the first axis."""
+    return np.array([np.median(x[max(0, i - 2):i + 3], axis=0) for i in range(len(x))])
+
+
 def find_push_window(rec: Recording, cfg: MassIdConfig) -> PushWindow:
     """Locate the push from the object poses; raise RecordingError for unusable recordings."""
     t, p = rec.pose_t, rec.pose_p
@@ -131,7 +136,7 @@ def find_push_window(rec: Recording, cfg: MassIdConfig) -> PushWindow:
     # Moved: the 5-frame median displacement beyond the threshold, so 3 of 5 frames must be. Two
     # consecutive noisy frames are not a motion: 8.6 and 8.1 mm, 5 s before a push, opened an
     # eval box's window there, and its push fell outside it.
-    smooth = np.array([np.median(dist[max(0, i - 2):i + 3]) for i in range(len(dist))])
+    smooth = _median5(dist)
     moved = smooth > cfg.move_threshold
     if not moved.any():
         raise RecordingError(f"the object never moved (displacement, median over 5 frames, at most "
@@ -153,7 +158,7 @@ def find_push_window(rec: Recording, cfg: MassIdConfig) -> PushWindow:
     # 4 mm from the final pose 13% of the time, which kept the window open to its longest (up to
     # a second of rollouts after the push, for nothing).
     final = np.median(p[-cfg.rest_frames:, :2], axis=0)
-    p_med = np.array([np.median(p[max(0, i - 2):i + 3, :2], axis=0) for i in range(len(p))])
+    p_med = _median5(p[:, :2])
     far = np.linalg.norm(p_med - final, axis=1) > cfg.move_threshold / 2
     t_rest = float(t[np.flatnonzero(far)[-1]]) if far.any() else t_motion
     t0 = max(t_motion - cfg.pre_motion, float(rec.joint_t[0]), float(rec.cmd_t[0]))

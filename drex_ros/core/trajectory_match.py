@@ -24,9 +24,8 @@ import mujoco
 import mujoco.rollout as mj_rollout
 import numpy as np
 from mujoco import sysid
-from scipy import signal
 
-from drex_ros.core.force_regression import butter2
+from drex_ros.core.force_regression import lowpass
 from drex_ros.core.markers import half_extents
 from drex_ros.core.robot import ARM_JOINTS, JOINT_NAMES
 from drex_ros.core.scene_build import ObjectConfig, SceneConfig, build_spec, object_inertia
@@ -282,10 +281,7 @@ class TrajectoryMatcher:
         force profile over the push phases (tens of milliseconds and longer), so both measured
         and simulated efforts are compared below `effort_cutoff_hz`.
         """
-        dt = float(np.median(np.diff(t)))
-        wn = min(0.9, 2.0 * self.weights.effort_cutoff_hz * dt)
-        b, a = butter2(float(wn))
-        return signal.filtfilt(b, a, x, axis=0, padlen=min(len(x) - 1, 30))
+        return lowpass(t, x, self.weights.effort_cutoff_hz)
 
     def effort_residuals(self, sim: SimBatch, t_max: float | None = None) -> np.ndarray:
         """(k, n) normalised residuals of the push force (or of the raw arm efforts without a direction)."""
