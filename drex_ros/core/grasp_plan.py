@@ -23,6 +23,15 @@ from drex_ros.core.markers import half_extents
 from drex_ros.core.robot import ARM_JOINTS, RobotModel, robot_model
 
 N_ARM = len(ARM_JOINTS)
+# Hand postures (16 Allegro joints) solved once from the hand's kinematics: OPEN puts the
+# middle fingertip 6.5 cm and the thumb tip 5.3 cm either side of a point 8.5 cm below the
+# palm; CLOSED puts them 2 cm past it, so contact leaves the joints saturated. Index and
+# ring are turned 0.25 rad toward the middle finger so all three meet a 4-6 cm object
+# (measured: 13 of 16 random objects held at full effort, against 6 of 16 without).
+HAND_OPEN = np.array([-0.25, 0.474, 0.782, 0.782, 0.0, 0.474, 0.782, 0.782, 0.25, 0.474, 0.782, 0.782,
+                      1.3, 1.16, 0.068, 1.7])
+HAND_CLOSED = np.array([-0.25, 1.45, 0.8, 0.8, 0.0, 1.45, 0.8, 0.8, 0.25, 1.45, 0.8, 0.8,
+                        1.3, 0.45, 1.27, 0.0])
 PHASES = ("approach", "descend", "close", "lift", "shake", "hold")
 NOMINAL_HEADING = np.pi / 2
 # Arm posture with the palm down, fingers along +y, low over the table at x~0.55: the IK seed.

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from drex_ros.core.grasp_plan import GraspPlan, GraspPlanError, plan_grasp
+from drex_ros.core.grasp_plan import HAND_CLOSED, HAND_OPEN, GraspPlan, GraspPlanError, plan_grasp
 from drex_ros.core.markers import half_extents
 from drex_ros.core.robot import ARM_JOINTS, HAND_JOINTS, robot_model
 from drex_ros.core.scene import ObjectConfig, Scene, SceneConfig
@@ -31,15 +31,6 @@ HAND_EFFORT_LIMIT = 0.7  # N*m, the Allegro joints' limit the grip fraction refe
 LIFT_SUCCESS_M = 0.10
 HOLD_CHECK_S = 3.0
 SETTLE_S = 0.5
-# Hand postures (16 Allegro joints) solved once from the hand's kinematics: OPEN puts the
-# middle fingertip 6.5 cm and the thumb tip 5.3 cm either side of a point 8.5 cm below the
-# palm; CLOSED puts them 2 cm past it, so contact leaves the joints saturated. Index and
-# ring are turned 0.25 rad toward the middle finger so all three meet a 4-6 cm object
-# (measured: 13 of 16 random objects held at full effort, against 6 of 16 without).
-HAND_OPEN = np.array([-0.25, 0.474, 0.782, 0.782, 0.0, 0.474, 0.782, 0.782, 0.25, 0.474, 0.782, 0.782,
-                      1.3, 1.16, 0.068, 1.7])
-HAND_CLOSED = np.array([-0.25, 1.45, 0.8, 0.8, 0.0, 1.45, 0.8, 0.8, 0.25, 1.45, 0.8, 0.8,
-                        1.3, 0.45, 1.27, 0.0])
 N_ARM = len(ARM_JOINTS)
 
 
