@@ -4,7 +4,11 @@ Service /drex/identify_mass (std_srvs/Trigger): plans the probe from the latest 
 the object's resting pose (/drex/object_pose), streams it as full 23-joint commands on
 /drex/policy/joint_command (smoother and safety apply), records /joint_states,
 /drex/joint_command and /drex/object_pose meanwhile, identifies (core.massid), and publishes
-/drex/object_mass = [mass_kg, std_kg, friction] latched. A probe whose data cannot support an
+/drex/object_mass = [mass_kg, std_kg, friction] latched. Where the push did not pin the mass
+down (no number, or a std above weigh_above_rel_std) on an object it does not read heavier
+than weigh_max_mass, the weighing probe follows (core.weigh_probe: grasp at full grip, lift,
+hold, set down) and its reading is published instead (friction NaN: a held object shows none);
+if the weighing fails, the push's answer stands. A probe whose data cannot support an
 estimate (unidentifiable, or a recording the identifier refuses), and an object no push can
 reach (no probe can be planned), publish nothing and answer success=false, "unidentifiable:
 <reason>": the task then grasps with its fallback mass. A probe that could not run (no joint
@@ -17,6 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +36,13 @@ from std_srvs.srv import Trigger
 
 from drex_ros.core.bag import BagError
 from drex_ros.core.identify_reply import unidentifiable_reply
-from drex_ros.core.massid import MassIdConfig, RecordingError, identify
-from drex_ros.core.probe import ProbeConfig, ProbeError, ProbePlanError, plan_probe
+from drex_ros.core.massid import MassEstimate, MassIdConfig, RecordingError, identify
+from drex_ros.core.probe import ProbeConfig, ProbeError, ProbePlan, ProbePlanError, plan_probe
 from drex_ros.core.probe_recording import write_recording
 from drex_ros.core.robot import JOINT_NAMES, robot_model
 from drex_ros.core.trajectory_match import Recording, yaw_of
+from drex_ros.core.weigh import weighing_reason
+from drex_ros.core.weigh_probe import plan_weigh_probe
 from drex_ros.nodes.ros_io import (
     LATCHED_QOS,
     Diagnostics,
@@ -77,6 +84,14 @@ PARAMETERS = {
     # A pushed sphere rolls off the palm and on out of reach, and its push reads the mass only to
     # +-20% (always "unidentifiable"): by default a sphere is not pushed at all (see SPHERE_NOT_PUSHED).
     "push_spheres": False,
+    # The weighing probe (core.weigh_probe: grasp at full grip, lift, hold, set down) after a push
+    # that gave no number or one with a relative std above weigh_above_rel_std, on an object the
+    # push does not read heavier than weigh_max_mass (the full grip may drop it). A sphere is
+    # weighed instead of pushed only on request: after it is let go it rolls on.
+    "weigh_fallback": True,
+    "weigh_above_rel_std": 0.02,
+    "weigh_max_mass": 0.75,
+    "weigh_spheres": False,
 }
 SPHERE_NOT_PUSHED = ("a sphere is not pushed: it rolls off the palm and on out of reach (in-process it left at "
                      "0.34 m/s and was 63 cm away when the probe ended), and its push reads the mass only to "
@@ -228,9 +243,8 @@ class MassIdNode(Node):
         raise ProbeError(f"fewer than {n} object poses on {self._param('object_pose_topic')} in the last 2 s: "
                          "is the object tracked?")
 
-    def _run_probe(self) -> Recording:
-        if self._param("object_shape") == "sphere" and not self._param("push_spheres"):
-            raise ProbePlanError(SPHERE_NOT_PUSHED)
+    def _start_state(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """The latest complete joint positions and the object's resting position and yaw."""
         deadline = time.monotonic() + float(self._param("pose_wait_s"))
         while True:
             with self._lock:
@@ -241,11 +255,26 @@ class MassIdNode(Node):
         if last is None or not np.all(np.isfinite(last[2])):
             raise ProbeError(f"no complete joint state on {self._param('joint_states_topic')}")
         position, yaw = self._resting_pose()
+        return last[2], position, yaw
+
+    def _push(self) -> Recording:
+        q, position, yaw = self._start_state()
         shape, size = self._param("object_shape"), tuple(float(s) for s in self._param("object_size"))
-        cfg = ProbeConfig(rate_hz=float(self._param("command_rate_hz")))
-        plan = plan_probe(last[2], position, yaw, shape, size, cfg)
+        plan = plan_probe(q, position, yaw, shape, size, ProbeConfig(rate_hz=float(self._param("command_rate_hz"))))
         self.get_logger().info(f"probe planned: push along {np.round(plan.direction[:2], 2)}, "
                                f"{plan.times[-1]:.1f} s of commands")
+        return self._execute(plan)
+
+    def _weigh(self) -> Recording:
+        q, position, yaw = self._start_state()
+        shape, size = self._param("object_shape"), tuple(float(s) for s in self._param("object_size"))
+        plan = plan_weigh_probe(q, position, yaw, shape, size, float(self._param("command_rate_hz")))
+        self.get_logger().info(f"weighing probe planned: grasp, lift, hold, set down; {plan.times[-1]:.1f} s "
+                               "of commands")
+        return self._execute(plan)
+
+    def _execute(self, plan: ProbePlan) -> Recording:
+        """Stream the plan's commands; the recording from 1 s before its start to its end."""
         t_from = self._now() - 1.0
         if self._abort_reason:  # shutting down: no new timer on a node about to be destroyed
             raise ProbeError(f"probe aborted: {self._abort_reason}")
@@ -283,7 +312,7 @@ class MassIdNode(Node):
             raise RecordingError(f"the recorded joint states end {t_end - last:.2f} s before the probe did, "
                                  f"{JOINT_CATCH_UP_S:.0f} s after it: this node could not keep up with "
                                  "/joint_states, and the push is not in the recording")
-        self.get_logger().info("probe done; identifying")
+        self.get_logger().info("probe done")
         return self._recording(t_from)
 
     def abort(self, reason: str) -> None:
@@ -291,23 +320,73 @@ class MassIdNode(Node):
         self._abort_reason = reason
         self._done.set()
 
-    def _on_identify(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+    def _config(self) -> MassIdConfig:
         p = self._param
-        cfg = MassIdConfig(mass_bounds=(p("mass_min"), p("mass_max")),
-                           friction_bounds=(p("friction_min"), p("friction_max")), nthread=int(p("threads")),
-                           max_rel_std=float(p("max_rel_std")), max_force_misfit=float(p("max_force_misfit")))
-        try:
-            rec = self._run_probe()
-            saved = ""
-            if p("record_dir"):
-                path = Path(p("record_dir")) / f"massid_{time.strftime('%Y%m%d_%H%M%S')}"
-                write_recording(path, rec)
-                saved = f"probe saved to {path}"
-                self.get_logger().info(saved)
+        return MassIdConfig(mass_bounds=(p("mass_min"), p("mass_max")),
+                            friction_bounds=(p("friction_min"), p("friction_max")), nthread=int(p("threads")),
+                            max_rel_std=float(p("max_rel_std")), max_force_misfit=float(p("max_force_misfit")),
+                            weigh_above_rel_std=float(p("weigh_above_rel_std")),
+                            weigh_max_mass=float(p("weigh_max_mass")))
+
+    def _save(self, rec: Recording, kind: str, saved: list[str]) -> None:
+        if self._param("record_dir"):
+            path = Path(self._param("record_dir")) / f"{kind}_{time.strftime('%Y%m%d_%H%M%S')}"
+            write_recording(path, rec)
+            saved.append(f"{kind} probe saved to {path}")
+            self.get_logger().info(saved[-1])
+
+    def _probe_and_identify(self, cfg: MassIdConfig, saved: list[str]) -> MassEstimate | None:
+        """The push (none for a sphere), then the weighing probe where the push fell short.
+
+        None when identification is off (the recordings only: the weighing probe follows every
+        push then, and whoever identifies the bags decides which one counts).
+        """
+        p = self._param
+        push, refusal = None, ""
+        if p("object_shape") == "sphere" and not p("push_spheres"):
+            if not p("weigh_spheres"):
+                raise ProbePlanError(SPHERE_NOT_PUSHED)
+            why = "a sphere is weighed, not pushed"
+        else:
+            rec = self._push()
+            self._save(rec, "massid", saved)
             if not p("identify"):
-                response.success, response.message = True, saved or "probe done (identification off)"
-                return response
-            est = identify(rec, cfg, progress=lambda m: self.get_logger().info(m))
+                if not p("weigh_fallback"):
+                    return None
+                why = "identification is off: every push is followed by the weighing probe"
+            else:
+                self.get_logger().info("identifying the push")
+                try:
+                    push = identify(rec, cfg, progress=self.get_logger().info)
+                except RecordingError as exc:
+                    if not p("weigh_fallback"):
+                        raise
+                    refusal = str(exc)
+                why = weighing_reason(push, refusal, cfg) if p("weigh_fallback") else ""
+                if not why:
+                    return push
+        self.get_logger().info(f"weighing the object: {why}")
+        try:
+            rec = self._weigh()
+            self._save(rec, "weigh", saved)
+            if not p("identify"):
+                return None
+            weighed = identify(rec, cfg, progress=self.get_logger().info)
+        except (RecordingError, ProbePlanError) as exc:
+            weighed, failure = None, str(exc)
+        else:
+            failure = weighed.reason
+        if weighed is not None and weighed.identifiable:
+            return weighed
+        self.get_logger().warning(f"weighing gave no number ({failure}): the push's answer stands")
+        if push is None:
+            raise RecordingError(f"{refusal}; weighing: {failure}" if refusal else failure)
+        return push if push.identifiable else replace(push, reason=f"{push.reason}; weighing: {failure}")
+
+    def _on_identify(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        saved: list[str] = []
+        try:
+            est = self._probe_and_identify(self._config(), saved)
         except (RecordingError, ProbePlanError) as exc:  # no data that can support an estimate
             reason = f"no probe can be planned: {exc}" if isinstance(exc, ProbePlanError) else str(exc)
             response.success, response.message = False, unidentifiable_reply(reason)
@@ -319,6 +398,9 @@ class MassIdNode(Node):
             self.get_logger().error(f"mass identification failed: {exc}")
             self._diag.publish("error", "mass identification failed", {"reason": exc})
             return response
+        if est is None:
+            response.success, response.message = True, "; ".join(saved) or "probe done (identification off)"
+            return response
         if not est.identifiable:
             response.success, response.message = False, unidentifiable_reply(est.reason)
             self.get_logger().warning(response.message)
@@ -327,7 +409,8 @@ class MassIdNode(Node):
         friction = float("nan") if est.friction is None else est.friction
         self._pub_mass.publish(Float64MultiArray(data=[est.mass, est.std, friction]))
         response.success, response.message = True, est.summary()
-        self._diag.publish("ok", "mass identified", {"mass": est.mass, "std": est.std, "friction": friction})
+        self._diag.publish("ok", "mass identified", {"mass": est.mass, "std": est.std, "friction": friction,
+                                                     "method": est.method})
         return response
 
 
