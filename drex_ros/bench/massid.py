@@ -2,11 +2,13 @@
 
 Objects: three shapes, masses log-spaced over 0.05-1.5 kg, friction 0.3-1.0 (unknown to the
 identifier), sizes and poses varied. Each probe is recorded the way the stack runs it, every
-node its own process over real DDS: sim_node -> mass_id_node (probe, record only) ->
-smoother_node -> safety_node -> sim_node; the camera pipeline is emulated here by a relay
-that republishes /drex/sim/object_pose_gt as /drex/object_pose at 30 Hz with 2 mm / 1 deg
-noise, dropped frames, latency and a clock offset. The bags are then identified one by one in
-this process (timed), from the bag alone.
+node its own process over real DDS: sim_node -> mass_id_node (push, then the weighing probe;
+record only) -> smoother_node -> safety_node -> sim_node; the camera pipeline is emulated here
+by a relay that republishes /drex/sim/object_pose_gt as /drex/object_pose at 30 Hz with 2 mm /
+1 deg noise, dropped frames, latency and a clock offset. The bags are then identified one by
+one in this process (timed), from the bags alone, as mass_id_node would: the push, and the
+weighing bag only where the push fell short (core.weigh.weighing_reason). `push_only` in the
+summary gives the push's own figures, every number it gave.
 """
 
 from __future__ import annotations
@@ -68,8 +70,9 @@ class ProbeUnidentifiable(RuntimeError):
     """mass_id_node answered "unidentifiable" before recording (no probe can be planned)."""
 
 
-def record_probe(obj: BenchObject, out_dir: Path, say, rtf: float) -> Path:
-    """Push the object with mass_id_node through the node chain (each node its own process); the bag's path."""
+def record_probe(obj: BenchObject, out_dir: Path, say, rtf: float) -> tuple[Path, Path | None]:
+    """Push the object, then weigh it, with mass_id_node through the node chain (each node its own
+    process); the bags' paths (no weighing bag where that probe could not be planned)."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import JointState
@@ -122,37 +125,73 @@ def record_probe(obj: BenchObject, out_dir: Path, say, rtf: float) -> Path:
         node.destroy_node()
         for p in procs:
             p.stop()
-    bags = sorted(d for d in out_dir.iterdir() if d.is_dir() and d.name.startswith("massid_"))
-    if not bags:
+    return _bags(out_dir)
+
+
+def _bags(out_dir: Path) -> tuple[Path, Path | None]:
+    """The latest push bag in `out_dir` and the weighing bag recorded after it, if any."""
+    pushes = sorted(out_dir.glob("massid_*"))
+    if not pushes:
         raise RuntimeError(f"no bag written in {out_dir}")
-    return bags[-1]
+    weighs = [w for w in sorted(out_dir.glob("weigh_*")) if w.name.removeprefix("weigh_") >=
+              pushes[-1].name.removeprefix("massid_")]
+    return pushes[-1], (weighs[-1] if weighs else None)
 
 
 # --- identification ----------------------------------------------------------------------------------
-def identify_bag(obj: BenchObject, bag: Path) -> dict:
-    """Identify a recorded probe as `drex identify` would; one table row (a RecordingError is a row too)."""
+def _identify_timed(obj: BenchObject, bag: Path) -> tuple[object, str, float]:
+    """(estimate or None, refusal, wall s) of one bag, identified as `drex identify` would."""
     from drex_ros.core.massid import MassIdConfig, RecordingError, identify
     from drex_ros.core.probe_recording import read_recording
 
     rec = read_recording(bag, obj.shape, obj.size)
     t = time.perf_counter()
     try:
-        est = identify(rec, MassIdConfig())
+        return identify(rec, MassIdConfig()), "", time.perf_counter() - t
     except RecordingError as exc:  # an unusable recording counts as unidentifiable, with its reason
-        row = {**asdict(obj), "bag": str(bag), "identifiable": False, "reason": str(exc), "mass_est": None,
-               "std_est": None, "friction_est": None, "wall_s": time.perf_counter() - t, "rollouts": 0,
-               "err_pct": None}
-        return row
-    wall = time.perf_counter() - t
+        return None, str(exc), time.perf_counter() - t
+
+
+def identify_bag(obj: BenchObject, bag: Path, weigh_bag: Path | None = None) -> dict:
+    """One table row: the push's bag identified, and the weighing bag where mass_id_node would weigh
+    (core.weigh.weighing_reason); the wall time is both identifications'."""
+    from drex_ros.core.massid import MassIdConfig
+    from drex_ros.core.weigh import weighing_reason
+
+    est, refusal, wall = _identify_timed(obj, bag)
+    push_mass = None if est is None else est.mass  # the push's own reading, for the push-only figures
+    why = weighing_reason(est, refusal, MassIdConfig()) if weigh_bag is not None else ""
+    if why:
+        weighed, weigh_refusal, weigh_wall = _identify_timed(obj, weigh_bag)
+        wall += weigh_wall
+        if weighed is not None and weighed.identifiable:
+            est, refusal, bag = weighed, "", weigh_bag
+        elif est is not None and not est.identifiable:  # the push's answer stands, with both reasons
+            est.reason = f"{est.reason}; weighing: {weigh_refusal or weighed.reason}"
+        elif est is None:
+            refusal = f"{refusal}; weighing: {weigh_refusal or weighed.reason}"
+    if est is None:
+        return {**asdict(obj), "bag": str(bag), "identifiable": False, "reason": refusal, "mass_est": None,
+                "std_est": None, "friction_est": None, "wall_s": wall, "rollouts": 0, "err_pct": None,
+                "method": "push", "weigh_reason": why, "push_mass_est": push_mass}
     row = {**asdict(obj), "bag": str(bag), "identifiable": est.identifiable, "reason": est.reason,
            "mass_est": est.mass, "std_est": est.std, "friction_est": est.friction, "wall_s": wall,
-           "rollouts": est.rollouts, "direct_mass": est.direct_mass, "direct_friction": est.direct_friction}
+           "rollouts": est.rollouts, "direct_mass": est.direct_mass, "direct_friction": est.direct_friction,
+           "method": est.method, "weigh_reason": why, "push_mass_est": push_mass}
     row["err_pct"] = None if est.mass is None else 100.0 * (est.mass / obj.mass - 1.0)
     return row
 
 
+def _error_figures(errs: np.ndarray) -> dict:
+    return {"median_err_pct": float(np.median(errs)) if errs.size else None,
+            "p90_err_pct": float(np.percentile(errs, 90)) if errs.size else None,
+            "max_err_pct": float(errs.max()) if errs.size else None}
+
+
 def _summary(rows: list[dict]) -> dict:
     errs = np.array([abs(r["err_pct"]) for r in rows if r["err_pct"] is not None])
+    push_errs = np.array([abs(100.0 * (r["push_mass_est"] / r["mass"] - 1.0)) for r in rows
+                          if r.get("push_mass_est") is not None])
     walls = np.array([r["wall_s"] for r in rows if np.isfinite(r["wall_s"])])
     # A refused sphere takes under a second: the wall time of full identifications, on its own.
     walls_identified = np.array([r["wall_s"] for r in rows if r["mass_est"] is not None])
@@ -160,13 +199,14 @@ def _summary(rows: list[dict]) -> dict:
     return {
         "objects": len(rows),
         "unidentifiable": int(sum(1 for r in rows if not r["identifiable"])),
-        "median_err_pct": float(np.median(errs)) if errs.size else None,
-        "p90_err_pct": float(np.percentile(errs, 90)) if errs.size else None,
-        "max_err_pct": float(errs.max()) if errs.size else None,
+        "weighed": int(sum(1 for r in rows if r["identifiable"] and r.get("method") == "weigh")),
+        **_error_figures(errs),
         "median_wall_s": float(np.median(walls)) if walls.size else None,
         "median_wall_identified_s": float(np.median(walls_identified)) if walls_identified.size else None,
         # Is the reported std honest? RMS of (estimate - truth) / std over the identified objects (~1).
         "rms_z": float(np.sqrt(np.mean(np.square(zs)))) if zs.size else None,
+        # The push alone, every number it gave (the weighing probe not run): what weighing adds.
+        "push_only": {"identified": int(push_errs.size), **_error_figures(push_errs)},
         "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0],
         "targets": {"median_err_pct": 3.0, "p90_err_pct": 6.0, "median_wall_s": 3.0},
@@ -179,14 +219,13 @@ def run(args: argparse.Namespace) -> int:
 
     objects = make_objects(args.objects, args.seed)
     say = (lambda _m: None) if args.json else (lambda m: tqdm.write(m))
-    bags: dict[int, Path] = {}
+    bags: dict[int, tuple[Path, Path | None]] = {}
     failed: dict[int, str] = {}
     need = []
     for obj in objects:
         d = args.out / f"object_{obj.index:02d}"
-        existing = sorted(d.glob("massid_*")) if d.exists() else []
-        if args.reuse and existing:
-            bags[obj.index] = existing[-1]
+        if args.reuse and d.exists() and any(d.glob("massid_*")):
+            bags[obj.index] = _bags(d)
         else:
             need.append(obj)
     if need:
@@ -208,21 +247,25 @@ def run(args: argparse.Namespace) -> int:
         if obj.index in failed:
             rows.append({**asdict(obj), "bag": None, "identifiable": False, "reason": failed[obj.index],
                          "mass_est": None, "std_est": None, "friction_est": None, "wall_s": float("nan"),
-                         "rollouts": 0, "err_pct": None})
+                         "rollouts": 0, "err_pct": None, "method": "push", "weigh_reason": "",
+                         "push_mass_est": None})
             continue
-        rows.append(identify_bag(obj, bags[obj.index]))
+        rows.append(identify_bag(obj, *bags[obj.index]))
     summary = _summary(rows)
     if args.json:
         print(json.dumps({**summary, "rows": rows}))
         return 0
-    print(f"{'#':>2} {'shape':<8} {'true kg':>8} {'est kg':>8} {'std kg':>7} {'err %':>7} {'mu true':>7} {'mu est':>7} "
-          f"{'wall s':>6}  note")
+    print(f"{'#':>2} {'shape':<8} {'true kg':>8} {'est kg':>8} {'std kg':>7} {'err %':>7} {'by':<5} {'push kg':>8} "
+          f"{'mu true':>7} {'mu est':>7} {'wall s':>6}  note")
     for r in rows:
         est = "-" if r["mass_est"] is None else f"{r['mass_est']:.4f}"
         std = "-" if r["std_est"] is None else f"{r['std_est']:.4f}"
         err = "-" if r["err_pct"] is None else f"{r['err_pct']:+.1f}"
         mu = "-" if r["friction_est"] is None else f"{r['friction_est']:.2f}"
-        print(f"{r['index']:>2} {r['shape']:<8} {r['mass']:>8.4f} {est:>8} {std:>7} {err:>7} {r['friction']:>7.2f} "
-              f"{mu:>7} {r['wall_s']:>6.2f}  {'' if r['identifiable'] else 'unidentifiable: ' + r['reason']}")
+        push = "-" if r["push_mass_est"] is None else f"{r['push_mass_est']:.4f}"
+        note = f"weighed: {r['weigh_reason']}" if r["method"] == "weigh" else \
+            ("" if r["identifiable"] else "unidentifiable: " + r["reason"])
+        print(f"{r['index']:>2} {r['shape']:<8} {r['mass']:>8.4f} {est:>8} {std:>7} {err:>7} {r['method']:<5} "
+              f"{push:>8} {r['friction']:>7.2f} {mu:>7} {r['wall_s']:>6.2f}  {note}")
     print(json.dumps({k: v for k, v in summary.items()}, indent=1))
     return 0

@@ -1,9 +1,10 @@
-"""Identify an object's mass from a recorded push probe (rosbag2 MCAP bag).
+"""Identify an object's mass from a recorded push or weighing probe (rosbag2 MCAP bag).
 
 Reads /joint_states, /drex/joint_command and /drex/object_pose (no ground truth), prints the
-result and writes a PNG: observed vs simulated object trajectory, measured vs simulated push
-force, and the loss over mass. The object's shape and size are given on the command line
-(the perception model knows them; the bag does not).
+result and writes a PNG: for a push, observed vs simulated object trajectory, measured vs
+simulated push force, and the loss over mass; for a weighing (a bag in which the object is
+lifted), the lift and the weight read over the hold. The object's shape and size are given on
+the command line (the perception model knows them; the bag does not).
 """
 
 from __future__ import annotations
@@ -55,12 +56,17 @@ def run(args: argparse.Namespace) -> int:
            "reason": est.reason, "command_delay_s": est.cmd_delay, "camera_offset_s": est.pose_offset,
            "rollouts": est.rollouts, "wall_s": est.wall_s, "force_misfit_n": est.force_rms,
            # the best fit, kept for diagnosis even when it is not a trustworthy number
-           "best_fit_mass": mass_friction_of(est.best_x)[0]}
+           "best_fit_mass": mass_friction_of(est.best_x)[0], "method": est.method}
     if not args.no_plot:
-        from drex_ros.core.massid_report import build_report, plot_report
-
         png = Path(args.plot) if args.plot else bag.parent / f"{bag.name}_massid.png"
-        plot_report(build_report(rec, est, cfg), png, title=str(bag))
+        if est.method == "weigh":
+            from drex_ros.core.weigh_report import plot_weighing
+
+            plot_weighing(rec, est, png, cfg, title=str(bag))
+        else:
+            from drex_ros.core.massid_report import build_report, plot_report
+
+            plot_report(build_report(rec, est, cfg), png, title=str(bag))
         out["plot"] = str(png)
     if args.json:
         print(json.dumps(out))
