@@ -202,6 +202,13 @@ def test_two_noisy_pose_frames_before_the_push_do_not_open_its_window(box):
     assert find_push_window(moved, MassIdConfig()).t_motion < win.t_motion - 0.5
 
 
+def test_a_push_is_not_taken_for_a_weighing(box):
+    from drex_ros.core.weigh import lifted_span
+
+    rec, _ = box
+    assert lifted_span(rec, MassIdConfig()) is None
+
+
 def test_drex_identify_reads_a_bag_and_writes_a_plot(box, tmp_path, capsys):
     rec, _ = box
     bag = tmp_path / "probe"

@@ -4,13 +4,16 @@ Recorded in-process like test_massid's pushes: commands at 250 Hz, joint states 
 object poses at 30 Hz with 2 mm / 1 deg noise, 10% dropped frames and 40 ms of clock offset.
 """
 
+import json
+
 import numpy as np
 import pytest
 from test_massid import _quat_noise
 
+from drex_ros.cli import main as drex_main
 from drex_ros.core.massid import MassEstimate, MassIdConfig, RecordingError, identify
 from drex_ros.core.probe import ProbePlanError
-from drex_ros.core.probe_recording import PushWindow
+from drex_ros.core.probe_recording import PushWindow, write_recording
 from drex_ros.core.scene import ObjectConfig, Scene, SceneConfig
 from drex_ros.core.trajectory_match import Recording
 from drex_ros.core.weigh import weigh, weighing_reason
@@ -76,19 +79,43 @@ def test_weighing_follows_a_push_that_did_not_pin_a_light_object_down():
     assert "refused (joint states lost)" in weighing_reason(None, "joint states lost", cfg)
 
 
-def test_a_lift_that_never_holds_still_is_refused_and_a_push_is_not_a_lift():
+def test_a_lift_that_never_holds_still_is_refused_and_a_still_arm_is_not_a_lift():
     rec, _, _ = record_weigh(0.5)
     moving = Recording(rec.shape, rec.size, rec.joint_t, rec.joint_q, rec.joint_v + 0.05, rec.joint_effort, rec.cmd_t,
                        rec.cmd_q, rec.pose_t, rec.pose_p, rec.pose_q)
-    with pytest.raises(RecordingError, match="never held still"):
+    with pytest.raises(RecordingError, match="never held the object up and still"):
         weigh(moving)
-    flat = Recording(rec.shape, rec.size, rec.joint_t, rec.joint_q, rec.joint_v, rec.joint_effort, rec.cmd_t,
-                     rec.cmd_q, rec.pose_t, rec.pose_p * np.array([1.0, 1.0, 0.0]) + [0, 0, 0.03], rec.pose_q)
-    with pytest.raises(RecordingError, match="never lifted"):
-        weigh(flat)
+    still = Recording(rec.shape, rec.size, rec.joint_t, np.tile(rec.joint_q[0], (len(rec.joint_t), 1)), rec.joint_v,
+                      rec.joint_effort, rec.cmd_t, rec.cmd_q, rec.pose_t, rec.pose_p, rec.pose_q)
+    with pytest.raises(RecordingError, match="never held the object up and still"):
+        weigh(still)
+
+
+def test_a_lift_the_camera_never_saw_is_weighed_from_the_arm_alone():
+    """In the demo the hand hid the lifted box from the camera for the whole lift and hold."""
+    rec, _, _ = record_weigh(0.35, "box", (0.05, 0.05, 0.05))
+    seen = rec.pose_p[:, 2] < 0.035  # only the frames with the box on the table
+    hidden = Recording(rec.shape, rec.size, rec.joint_t, rec.joint_q, rec.joint_v, rec.joint_effort, rec.cmd_t,
+                       rec.cmd_q, rec.pose_t[seen], rec.pose_p[seen], rec.pose_q[seen])
+    est = identify(hidden, MassIdConfig())
+    assert est.method == "weigh" and est.mass == pytest.approx(0.35, rel=0.02)
 
 
 def test_an_object_out_of_reach_cannot_be_weighed():
     scene = Scene(SceneConfig(object=ObjectConfig(shape="sphere", size=(0.03,), mass=0.3, position=(0.55, 0.0))))
     with pytest.raises(ProbePlanError, match="no weighing grasp"):
         plan_weigh_probe(scene.joint_positions(), np.array([1.6, 0.0, 0.03]), 0.0, "sphere", (0.03,))
+
+
+def test_drex_identify_weighs_a_lift_bag_and_plots_it(tmp_path, capsys):
+    rec, _, _ = record_weigh(0.3, "box", (0.05, 0.06, 0.05))
+    bag = tmp_path / "weigh"
+    write_recording(bag, rec)
+    png = tmp_path / "weigh.png"
+    rc = drex_main(["identify", str(bag), "--shape", "box", "--size", "0.05", "0.06", "0.05", "--plot", str(png),
+                    "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["method"] == "weigh" and out["identifiable"]
+    assert out["mass"] == pytest.approx(0.3, rel=0.02) and out["friction"] is None
+    assert png.stat().st_size > 20_000

@@ -128,8 +128,8 @@ class MassIdConfig:
     max_joint_jump: float = 0.01  # rad: a joint state this far from where its velocity says is not a measurement
     max_bad_joint_states: float = 0.005  # fraction of such joint states dropped before the recording is refused
     min_contrast: float = 25.0  # loss rise (in noise-variance units) at half/double the mass
-    # Weighing probes (weigh.py): the object counts as lifted this far above where it rested; the
-    # arm is still below this joint speed; the hold is weighed after `settle` s, for at least
+    # Weighing probes (weigh.py): the palm holds the object this far above where it grasped and
+    # set it down; the arm is still below this joint speed; the hold is weighed after `settle` s, for at least
     # `min_hold` s; relative model error and the largest drift between its halves.
     lift_threshold: float = 0.04  # m
     still_speed: float = 0.02  # rad/s

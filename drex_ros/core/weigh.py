@@ -6,8 +6,9 @@ relative std above `weigh_above_rel_std` - on an object the push does not read h
 0.05-0.25 kg box or cylinder resists the palm by a few tenths of a newton, and the bench's
 pushes left a third of them unidentified and read the rest to 4-12% (2-2.5 of their std).
 
-A recording is a lift when the object's camera height rises `lift_threshold` above where it
-rested. The hold is the longest run of joint states, while the object is up, in which every arm
+A recording is a lift when the palm rises `lift_threshold` above where it closed on the object
+and comes back down (lifted_span, from the joint states: the hand hides a held object from the
+camera). The hold is the longest run of joint states, while the palm is up, in which every arm
 joint is slower than `still_speed`; its first `settle` s are left out (the swing of the lift).
 There the reading is the push's (force_regression.PushForceEstimator) along +z: the arm's
 inverse dynamics in the MuJoCo robot model at the measured states, minus the measured efforts,
@@ -30,6 +31,7 @@ import numpy as np
 from drex_ros.core.force_regression import PushForceEstimator
 from drex_ros.core.massid import MassEstimate, MassIdConfig
 from drex_ros.core.probe_recording import PushWindow, RecordingError, check_joint_coverage
+from drex_ros.core.robot import robot_model
 from drex_ros.core.trajectory_match import Recording
 
 GRAVITY = 9.81
@@ -54,34 +56,43 @@ def weighing_reason(push: MassEstimate | None, refusal: str, cfg: MassIdConfig) 
     return ""
 
 
+def _arm_speed(rec: Recording) -> np.ndarray:
+    v = rec.joint_v if rec.joint_v is not None else np.gradient(rec.joint_q, rec.joint_t, axis=0)
+    return np.max(np.abs(v[:, :7]), axis=1)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) index pairs of the True runs of `mask`."""
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
+    return list(zip(edges[::2], edges[1::2], strict=True))
+
+
 def lifted_span(rec: Recording, cfg: MassIdConfig) -> tuple[float, float] | None:
-    """(first, last) camera time the object is up, or None when it never left the table."""
-    ok = np.all(np.isfinite(rec.pose_p), axis=1)
-    t, z = rec.pose_t[ok], rec.pose_p[ok, 2]
-    if len(z) < cfg.rest_frames + 5:
+    """(first, last) joint time of the still stretch in which the palm holds the object up, or None.
+
+    Read off the arm's own joint states, not the camera: in the demo the hand hid the lifted
+    box from the camera for the whole lift and hold. The hold is a stretch of `min_hold` +
+    `settle` s with the arm still, the palm `lift_threshold` higher than somewhere in the 4 s
+    before it (the grasp) and in the 4 s after it (the set-down), carrying at least the
+    lightest mass's weight. A push rests only at its start and end, empty-handed.
+    """
+    stride = 5
+    t, q, speed = rec.joint_t[::stride], rec.joint_q[::stride], _arm_speed(rec)[::stride]
+    if len(t) < 10:
         return None
-    rest = np.median(z[:cfg.rest_frames])
-    smooth = np.array([np.median(z[max(0, i - 2):i + 3]) for i in range(len(z))])  # 3 of 5 frames up
-    up = np.flatnonzero(smooth - rest > cfg.lift_threshold)
-    return (float(t[up[0]]), float(t[up[-1]])) if len(up) else None
-
-
-def _hold(rec: Recording, span: tuple[float, float], cfg: MassIdConfig) -> tuple[float, float]:
-    """The longest still stretch of joint states inside the lifted span (camera clock margin left)."""
-    margin = 0.3  # s: more than the camera's latency and clock offset
-    t = rec.joint_t
-    v = rec.joint_v if rec.joint_v is not None else np.gradient(rec.joint_q, t, axis=0)
-    still = (np.max(np.abs(v[:, :7]), axis=1) < cfg.still_speed) & (t > span[0] + margin) & (t < span[1] - margin)
-    edges = np.flatnonzero(np.diff(np.r_[0, still.astype(int), 0]))
-    runs = list(zip(edges[::2], edges[1::2], strict=True))
-    if not runs:
-        raise RecordingError("the object was lifted but the arm never held still: nothing to weigh")
-    i0, i1 = max(runs, key=lambda r: t[r[1] - 1] - t[r[0]])
-    t0, t1 = float(t[i0]) + cfg.settle, float(t[i1 - 1])
-    if t1 - t0 < cfg.min_hold:
-        raise RecordingError(f"the arm held the lifted object still for {max(t1 - t0, 0.0):.2f} s after settling, "
-                             f"need {cfg.min_hold:.1f} s")
-    return t0, t1
+    model = robot_model()
+    z = np.array([model.palm_pose(qi).translation[2] for qi in q])
+    window = np.searchsorted(t, t[0] + 4.0)
+    for i0, i1 in sorted(_runs(speed < cfg.still_speed), key=lambda r: r[0] - r[1]):  # longest first
+        if t[i1 - 1] - t[i0] < cfg.min_hold + cfg.settle or i0 == 0 or i1 == len(t):
+            continue
+        up = np.median(z[i0:i1]) - cfg.lift_threshold
+        if z[max(0, i0 - window):i0].min() > up or z[i1:i1 + window].min() > up:
+            continue
+        _, load = vertical_load(rec, float(t[i0]), float(t[i1 - 1]), cfg)
+        if len(load) and np.median(load) > cfg.mass_bounds[0] * GRAVITY:
+            return float(t[i0]), float(t[i1 - 1])
+    return None
 
 
 def vertical_load(rec: Recording, t0: float, t1: float, cfg: MassIdConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +112,9 @@ def weigh(rec: Recording, cfg: MassIdConfig | None = None,
     start = time.perf_counter()
     span = lifted_span(rec, cfg)
     if span is None:
-        raise RecordingError("the object was never lifted: this is not a weighing probe")
-    t0, t1 = _hold(rec, span, cfg)
+        raise RecordingError("the arm never held the object up and still: this is not a weighing probe, or the "
+                             "grasp failed")
+    t0, t1 = span[0] + cfg.settle, span[1]  # the lift's swing left out
     rest = rec.pose_t < span[0] - 0.5
     xy = np.median(rec.pose_p[rest, :2], axis=0) if rest.sum() else rec.pose_p[0, :2]
     win = PushWindow(span[0], t0, t1, xy, 0.0, UP)
@@ -116,7 +128,9 @@ def weigh(rec: Recording, cfg: MassIdConfig | None = None,
     drift = abs(float(np.mean(force[:half]) - np.mean(force[half:]))) / max(abs(np.mean(force)), 1e-9)
     rel_std = float(np.hypot(rel_stat, cfg.weigh_model_error))
     reason = "ok"
-    if not cfg.mass_bounds[0] <= mass <= cfg.mass_bounds[1]:
+    if mass < cfg.mass_bounds[0]:
+        reason = f"weighed {mass:.3f} kg, under {cfg.mass_bounds[0]} kg: the hand did not hold the object"
+    elif mass > cfg.mass_bounds[1]:
         reason = f"weighed {mass:.3f} kg, outside {cfg.mass_bounds[0]}-{cfg.mass_bounds[1]} kg: not the object's weight"
     elif drift > cfg.weigh_max_drift:
         reason = (f"the reading drifts by {drift:.1%} over the hold (> {cfg.weigh_max_drift:.0%}): the object slipped "
