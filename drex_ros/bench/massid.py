@@ -156,7 +156,7 @@ def identify_bag(obj: BenchObject, bag: Path, weigh_bag: Path | None = None) -> 
     """One table row: the push's bag identified, and the weighing bag where mass_id_node would weigh
     (core.weigh.weighing_reason); the wall time is both identifications'."""
     from drex_ros.core.massid import MassIdConfig
-    from drex_ros.core.weigh import weighing_reason
+    from drex_ros.core.weigh import weighing_reason, with_push_friction
 
     est, refusal, wall = _identify_timed(obj, bag)
     push_mass = None if est is None else est.mass  # the push's own reading, for the push-only figures
@@ -165,7 +165,7 @@ def identify_bag(obj: BenchObject, bag: Path, weigh_bag: Path | None = None) -> 
         weighed, weigh_refusal, weigh_wall = _identify_timed(obj, weigh_bag)
         wall += weigh_wall
         if weighed is not None and weighed.identifiable:
-            est, refusal, bag = weighed, "", weigh_bag
+            est, refusal, bag = with_push_friction(weighed, est, MassIdConfig()), "", weigh_bag
         elif est is not None and not est.identifiable:  # the push's answer stands, with both reasons
             est.reason = f"{est.reason}; weighing: {weigh_refusal or weighed.reason}"
         elif est is None:

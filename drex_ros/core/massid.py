@@ -178,8 +178,9 @@ class MassEstimate:
         if not self.identifiable:
             return f"unidentifiable ({self.reason}); residual {self.residual_rms:.2f}"
         if self.method == "weigh":
+            friction = "" if self.friction is None else f", friction {self.friction:.3f} (the push's mu*m / mass)"
             return (f"mass {self.mass:.4f} +/- {self.std:.4f} kg, weighed: {self.force_level:.2f} N held "
-                    f"{self.window.t1 - self.window.t0:.1f} s, in {self.wall_s:.2f} s")
+                    f"{self.window.t1 - self.window.t0:.1f} s{friction}, in {self.wall_s:.2f} s")
         friction = "not identified (rolling)" if self.friction is None else \
             f"{self.friction:.3f} +/- {self.friction_std:.3f}"
         return (f"mass {self.mass:.4f} +/- {self.std:.4f} kg, friction {friction}, residual {self.residual_rms:.2f}, "

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -41,10 +42,11 @@ UP = np.array([0.0, 0.0, 1.0])
 def weighing_reason(push: MassEstimate | None, refusal: str, cfg: MassIdConfig) -> str:
     """Why the push's answer is to be bettered by weighing the object; "" when it stands.
 
-    `push` is None when the push recording was refused, with `refusal` the reason.
+    `push` is None when the push recording was refused (`refusal` the reason): not weighed, as
+    the weighing reads no friction and the push then gives none (with_push_friction).
     """
-    if push is None:
-        return f"the push recording was refused ({refusal})"
+    if push is None:  # no friction either, and the grasp policy needs one: the task's fallback is safer
+        return ""
     guess = push.mass if push.identifiable else push.direct_mass
     if np.isfinite(guess) and guess > cfg.weigh_max_mass:
         return ""  # too heavy to lift at full grip without a known mass
@@ -65,6 +67,13 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """[start, stop) index pairs of the True runs of `mask`."""
     edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
     return list(zip(edges[::2], edges[1::2], strict=True))
+
+
+def with_push_friction(weighed: MassEstimate, push: MassEstimate, cfg: MassIdConfig) -> MassEstimate:
+    """The weighed mass with the friction the push read: a push reads mu * m well even where it
+    cannot split the two (probe.py), so mu = (mu * m of the push's fit) / weighed mass."""
+    mu = float(np.clip(np.exp(push.best_x[1]) / weighed.mass, *cfg.friction_bounds))
+    return replace(weighed, friction=mu)
 
 
 def lifted_span(rec: Recording, cfg: MassIdConfig) -> tuple[float, float] | None:

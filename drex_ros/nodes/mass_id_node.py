@@ -7,7 +7,7 @@ the object's resting pose (/drex/object_pose), streams it as full 23-joint comma
 /drex/object_mass = [mass_kg, std_kg, friction] latched. Where the push did not pin the mass
 down (no number, or a std above weigh_above_rel_std) on an object it does not read heavier
 than weigh_max_mass, the weighing probe follows (core.weigh_probe: grasp at full grip, lift,
-hold, set down) and its reading is published instead (friction NaN: a held object shows none);
+hold, set down) and its reading is published instead, with the friction mu * m of the push over it;
 if the weighing fails, the push's answer stands. A probe whose data cannot support an
 estimate (unidentifiable, or a recording the identifier refuses), and an object no push can
 reach (no probe can be planned), publish nothing and answer success=false, "unidentifiable:
@@ -41,7 +41,7 @@ from drex_ros.core.probe import ProbeConfig, ProbeError, ProbePlan, ProbePlanErr
 from drex_ros.core.probe_recording import write_recording
 from drex_ros.core.robot import JOINT_NAMES, robot_model
 from drex_ros.core.trajectory_match import Recording, yaw_of
-from drex_ros.core.weigh import weighing_reason
+from drex_ros.core.weigh import weighing_reason, with_push_friction
 from drex_ros.core.weigh_probe import plan_weigh_probe
 from drex_ros.nodes.ros_io import (
     LATCHED_QOS,
@@ -87,7 +87,8 @@ PARAMETERS = {
     # The weighing probe (core.weigh_probe: grasp at full grip, lift, hold, set down) after a push
     # that gave no number or one with a relative std above weigh_above_rel_std, on an object the
     # push does not read heavier than weigh_max_mass (the full grip may drop it). A sphere is
-    # weighed instead of pushed only on request: after it is let go it rolls on.
+    # weighed instead of pushed only on request: after it is let go it rolls on (and with no push
+    # there is no friction for the grasp policy).
     "weigh_fallback": True,
     "weigh_above_rel_std": 0.02,
     "weigh_max_mass": 0.75,
@@ -377,7 +378,7 @@ class MassIdNode(Node):
         else:
             failure = weighed.reason
         if weighed is not None and weighed.identifiable:
-            return weighed
+            return weighed if push is None else with_push_friction(weighed, push, cfg)
         self.get_logger().warning(f"weighing gave no number ({failure}): the push's answer stands")
         if push is None:
             raise RecordingError(f"{refusal}; weighing: {failure}" if refusal else failure)
