@@ -14,11 +14,12 @@ HAND_CLOSED). In-process it held bench-sized boxes and cylinders at up to 0.6 kg
 a 4 cm cylinder was knocked over) and spheres at up to 1.5 kg; at 0.9 kg two of 28 slipped,
 so heavier objects are not weighed (MassIdConfig.weigh_max_mass). The arm follows the
 grasp plan's keyframes (approach, descend, close, lift), holds, lowers the object back onto the
-table where it was, opens the hand, backs off to the pre-grasp pose and returns to where it
-started, so the task then grasps it as after any probe (boxes and cylinders came back within
-0.5-2.4 cm, turned by 7-37 deg). A sphere does not stay: squeezed up to 2.2 cm up in the hand,
-it drops or is flicked on release and rolls on (the scene's table has no rolling resistance),
-so mass_id_node weighs spheres only on request (weigh_spheres).
+table where it was (or pulled in to SET_DOWN_MAX_RADIUS from the base), opens the hand, rises
+and returns to where it started, so the task then grasps it as after any probe (boxes and
+cylinders came down within 0.5-2.4 cm of the planned spot, turned by 7-37 deg). A sphere does
+not stay: squeezed up to 2.2 cm up in the hand, it drops or is flicked on release and rolls
+on (the scene's table has no rolling resistance), so mass_id_node weighs spheres only on
+request (weigh_spheres).
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ N_ARM = len(ARM_JOINTS)
 # How far below the grasp pose the object is set down. Pressing lower (tried for spheres, which
 # the grip squeezes up in the hand) made the fingers slide up the object and flick it on release.
 SET_DOWN_PRESS = 0.0  # m
+# A push moves the object outward (the demo's light box from 0.55 to 0.64 m), and a set-down
+# 1 cm farther still left it where the task's grasp could not reach (palm 8-9 mm short): the
+# object goes down no farther from the base than this. The open hand then rises straight up.
+SET_DOWN_MAX_RADIUS = 0.58  # m
+BACK_OFF_RISE = 0.08  # m
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,9 @@ def plan_weigh_probe(q_start: np.ndarray, object_position: np.ndarray, object_ya
     except GraspPlanError as exc:
         raise ProbePlanError(f"no weighing grasp can be planned: {exc}") from exc
     closed = grasp.phases()["close"][1]
-    q_set = _set_down_pose(grasp.palm_grasp, grasp.q_grasp, q_start)
+    shift = _set_down_shift(np.asarray(object_position, dtype=float))
+    q_set = _palm_ik(grasp.palm_grasp, shift, grasp.q_grasp, q_start)
+    q_up = _palm_ik(grasp.palm_grasp, shift + np.array([0.0, 0.0, BACK_OFF_RISE]), q_set, q_start)
     arm_keys = [  # (end time, arm pose at the end, hand posture at the end)
         (grasp.phases()["approach"][1], grasp.q_pregrasp, HAND_OPEN),
         (grasp.phases()["descend"][1], grasp.q_grasp, HAND_OPEN),
@@ -79,7 +87,7 @@ def plan_weigh_probe(q_start: np.ndarray, object_position: np.ndarray, object_ya
     t = arm_keys[-1][0]
     for span, arm, hand in ((timing.lift, grasp.q_lift, HAND_CLOSED), (timing.hold, grasp.q_lift, HAND_CLOSED),
                             (timing.lower, q_set, HAND_CLOSED), (timing.release, q_set, HAND_OPEN),
-                            (timing.back_off, grasp.q_pregrasp, HAND_OPEN),
+                            (timing.back_off, q_up, HAND_OPEN),
                             (timing.home, q_start[:N_ARM], q_start[N_ARM:])):
         t += span
         arm_keys.append((t, arm, hand))
@@ -90,11 +98,21 @@ def plan_weigh_probe(q_start: np.ndarray, object_position: np.ndarray, object_ya
                      direction=np.array([0.0, 0.0, 1.0]))
 
 
-def _set_down_pose(palm_grasp: pin.SE3, q_grasp: np.ndarray, q_start: np.ndarray) -> np.ndarray:
-    target = pin.SE3(palm_grasp.rotation, palm_grasp.translation - np.array([0.0, 0.0, SET_DOWN_PRESS]))
+def _set_down_shift(object_position: np.ndarray) -> np.ndarray:
+    """Where the object goes down, from where it was grasped: no farther from the base than
+    SET_DOWN_MAX_RADIUS, so the task's grasp reaches it."""
+    xy = object_position[:2]
+    r = float(np.linalg.norm(xy))
+    inward = xy * (1.0 - SET_DOWN_MAX_RADIUS / r) if r > SET_DOWN_MAX_RADIUS else np.zeros(2)
+    return np.array([-inward[0], -inward[1], -SET_DOWN_PRESS])
+
+
+def _palm_ik(palm_grasp: pin.SE3, offset: np.ndarray, seed_arm: np.ndarray, q_start: np.ndarray) -> np.ndarray:
+    """Arm joints for the grasp's palm pose moved by `offset` (m, world)."""
     seed = q_start.copy()
-    seed[:N_ARM] = q_grasp
-    res = robot_model().solve_palm_ik(target, seed, tol_pos=5e-4, tol_rot=5e-3)
+    seed[:N_ARM] = seed_arm
+    res = robot_model().solve_palm_ik(pin.SE3(palm_grasp.rotation, palm_grasp.translation + offset), seed,
+                                      tol_pos=5e-4, tol_rot=5e-3)
     if not res.success:
         raise ProbePlanError(f"no weighing grasp can be planned: the set-down pose is out of reach "
                              f"({res.position_error:.4f} m)")
