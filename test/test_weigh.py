@@ -71,12 +71,12 @@ def _push_estimate(mass, std, identifiable=True, direct=float("nan"), reason="ok
 
 def test_weighing_follows_a_push_that_did_not_pin_a_light_object_down():
     cfg = MassIdConfig(weigh_above_rel_std=0.02, weigh_max_mass=0.75)
-    assert weighing_reason(_push_estimate(0.3, 0.003), "", cfg) == ""  # 1%: the push stands
-    assert "+/- 3.3%" in weighing_reason(_push_estimate(0.3, 0.01), "", cfg)
-    assert weighing_reason(_push_estimate(1.0, 0.05), "", cfg) == ""  # too heavy for the full grip
-    assert "no number (flat loss)" in weighing_reason(_push_estimate(0.1, 0, False, 0.12, "flat loss"), "", cfg)
-    assert weighing_reason(_push_estimate(0.1, 0, False, 1.2, "flat loss"), "", cfg) == ""
-    assert weighing_reason(None, "joint states lost", cfg) == ""  # no push, no friction for the policy
+    assert weighing_reason(_push_estimate(0.3, 0.003), cfg) == ""  # 1%: the push stands
+    assert "+/- 3.3%" in weighing_reason(_push_estimate(0.3, 0.01), cfg)
+    assert weighing_reason(_push_estimate(1.0, 0.05), cfg) == ""  # too heavy for the full grip
+    assert "no number (flat loss)" in weighing_reason(_push_estimate(0.1, 0, False, 0.12, "flat loss"), cfg)
+    assert weighing_reason(_push_estimate(0.1, 0, False, 1.2, "flat loss"), cfg) == ""
+    assert weighing_reason(None, cfg) == ""  # no push, no friction for the policy
 
 
 def test_a_lift_that_never_holds_still_is_refused_and_a_still_arm_is_not_a_lift():

@@ -160,16 +160,14 @@ def identify_bag(obj: BenchObject, bag: Path, weigh_bag: Path | None = None) -> 
 
     est, refusal, wall = _identify_timed(obj, bag)
     push_mass = None if est is None else est.mass  # the push's own reading, for the push-only figures
-    why = weighing_reason(est, refusal, MassIdConfig()) if weigh_bag is not None else ""
+    why = weighing_reason(est, MassIdConfig()) if weigh_bag is not None else ""
     if why:
         weighed, weigh_refusal, weigh_wall = _identify_timed(obj, weigh_bag)
         wall += weigh_wall
         if weighed is not None and weighed.identifiable:
             est, refusal, bag = with_push_friction(weighed, est, MassIdConfig()), "", weigh_bag
-        elif est is not None and not est.identifiable:  # the push's answer stands, with both reasons
+        elif not est.identifiable:  # the push's answer stands, with both reasons
             est.reason = f"{est.reason}; weighing: {weigh_refusal or weighed.reason}"
-        elif est is None:
-            refusal = f"{refusal}; weighing: {weigh_refusal or weighed.reason}"
     if est is None:
         return {**asdict(obj), "bag": str(bag), "identifiable": False, "reason": refusal, "mass_est": None,
                 "std_est": None, "friction_est": None, "wall_s": wall, "rollouts": 0, "err_pct": None,

@@ -39,13 +39,13 @@ GRAVITY = 9.81
 UP = np.array([0.0, 0.0, 1.0])
 
 
-def weighing_reason(push: MassEstimate | None, refusal: str, cfg: MassIdConfig) -> str:
+def weighing_reason(push: MassEstimate | None, cfg: MassIdConfig) -> str:
     """Why the push's answer is to be bettered by weighing the object; "" when it stands.
 
-    `push` is None when the push recording was refused (`refusal` the reason): not weighed, as
-    the weighing reads no friction and the push then gives none (with_push_friction).
+    `push` is None when the push recording was refused: not weighed, as the weighing reads no
+    friction and the push then gives none (with_push_friction), and the grasp policy needs one.
     """
-    if push is None:  # no friction either, and the grasp policy needs one: the task's fallback is safer
+    if push is None:
         return ""
     guess = push.mass if push.identifiable else push.direct_mass
     if np.isfinite(guess) and guess > cfg.weigh_max_mass:

@@ -343,7 +343,7 @@ class MassIdNode(Node):
         push then, and whoever identifies the bags decides which one counts).
         """
         p = self._param
-        push, refusal = None, ""
+        push = None
         if p("object_shape") == "sphere" and not p("push_spheres"):
             if not p("weigh_spheres"):
                 raise ProbePlanError(SPHERE_NOT_PUSHED)
@@ -357,13 +357,9 @@ class MassIdNode(Node):
                 why = "identification is off: every push is followed by the weighing probe"
             else:
                 self.get_logger().info("identifying the push")
-                try:
-                    push = identify(rec, cfg, progress=self.get_logger().info)
-                except RecordingError as exc:
-                    if not p("weigh_fallback"):
-                        raise
-                    refusal = str(exc)
-                why = weighing_reason(push, refusal, cfg) if p("weigh_fallback") else ""
+                # A refused push recording raises: no weighing without the push's friction.
+                push = identify(rec, cfg, progress=self.get_logger().info)
+                why = weighing_reason(push, cfg) if p("weigh_fallback") else ""
                 if not why:
                     return push
         self.get_logger().info(f"weighing the object: {why}")
@@ -380,8 +376,8 @@ class MassIdNode(Node):
         if weighed is not None and weighed.identifiable:
             return weighed if push is None else with_push_friction(weighed, push, cfg)
         self.get_logger().warning(f"weighing gave no number ({failure}): the push's answer stands")
-        if push is None:
-            raise RecordingError(f"{refusal}; weighing: {failure}" if refusal else failure)
+        if push is None:  # a sphere, weighed instead of pushed
+            raise RecordingError(failure)
         return push if push.identifiable else replace(push, reason=f"{push.reason}; weighing: {failure}")
 
     def _on_identify(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
