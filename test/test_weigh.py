@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from test_massid import _quat_noise
+from test_massid import run_recorded
 
 from drex_ros.cli import main as drex_main
 from drex_ros.core.massid import MassEstimate, MassIdConfig, RecordingError, identify
@@ -27,26 +27,7 @@ def record_weigh(mass: float, shape: str = "sphere", size=(0.03,), position=(0.5
                                                   position=position, yaw=yaw)))
     p0, _ = scene.object_pose()
     plan = plan_weigh_probe(scene.joint_positions(), p0, yaw, shape, size)
-    jt, jq, jv, je, pt, pp, pq = [], [], [], [], [], [], []
-    next_cam = 0.0
-    for q in plan.commands:
-        scene.set_targets(q)
-        for _ in range(2):
-            scene.step()
-            jt.append(scene.time)
-            jq.append(scene.joint_positions())
-            jv.append(scene.joint_velocities())
-            je.append(scene.joint_efforts())
-            if scene.time >= next_cam - 1e-9:
-                next_cam += 1 / 30
-                if rng.random() < 0.1:
-                    continue
-                p, quat = scene.object_pose()
-                pt.append(scene.time + 0.04)
-                pp.append(p + rng.normal(0, 0.002, 3))
-                pq.append(_quat_noise(quat, rng, np.deg2rad(1.0)))
-    rec = Recording(shape, size, np.array(jt), np.array(jq), np.array(jv), np.array(je), plan.times.copy(),
-                    plan.commands.copy(), np.array(pt), np.array(pp), np.array(pq))
+    rec = run_recorded(scene, shape, size, plan.times, plan.commands, rng)
     return rec, p0, scene.object_pose()[0]
 
 

@@ -349,7 +349,7 @@ class SimCalibrator:
 
 def identify(rec: Recording, cfg: MassIdConfig | None = None,
              progress: Callable[[str], None] | None = None) -> MassEstimate:
-    """Identify the object's mass and friction from a recorded push."""
+    """Identify the object's mass and friction from a recorded push (or weigh a recorded lift)."""
     from drex_ros.core.weigh import lifted_span, weigh  # weigh.py builds on this module
 
     cfg = cfg or MassIdConfig()
@@ -359,8 +359,9 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     rec = drop_inconsistent_joint_states(rec, cfg)
     if len(rec.joint_t) < n_joint:
         say(f"dropped {n_joint - len(rec.joint_t)} joint states inconsistent with their neighbours (mis-stamped?)")
-    if lifted_span(rec, cfg) is not None:  # a weighing probe (weigh_probe.py), not a push
-        return weigh(rec, cfg, progress)
+    span = lifted_span(rec, cfg)
+    if span is not None:  # a weighing probe (weigh_probe.py), not a push
+        return weigh(rec, cfg, progress, span)
     win = find_push_window(rec, cfg)
     check_joint_coverage(rec, win, cfg)
     if np.allclose(rec.joint_effort[:, :7], 0.0):

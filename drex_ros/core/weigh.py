@@ -113,13 +113,14 @@ def vertical_load(rec: Recording, t0: float, t1: float, cfg: MassIdConfig) -> tu
     return pf.t, pf.force
 
 
-def weigh(rec: Recording, cfg: MassIdConfig | None = None,
-          progress: Callable[[str], None] | None = None) -> MassEstimate:
-    """The mass of a lifted and held object from the arm's joint efforts."""
+def weigh(rec: Recording, cfg: MassIdConfig | None = None, progress: Callable[[str], None] | None = None,
+          span: tuple[float, float] | None = None) -> MassEstimate:
+    """The mass of a lifted and held object from the arm's joint efforts (`span`: its lifted_span,
+    when the caller has it already)."""
     cfg = cfg or MassIdConfig()
     say = progress or (lambda _msg: None)
     start = time.perf_counter()
-    span = lifted_span(rec, cfg)
+    span = span or lifted_span(rec, cfg)
     if span is None:
         raise RecordingError("the arm never held the object up and still: this is not a weighing probe, or the "
                              "grasp failed")

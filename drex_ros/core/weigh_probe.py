@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pinocchio as pin
 
-from drex_ros.core.grasp_plan import HAND_CLOSED, HAND_OPEN, GraspPlanError, GraspTiming, plan_grasp
+from drex_ros.core.grasp_plan import HAND_CLOSED, HAND_OPEN, GraspPlanError, GraspTiming, min_jerk, plan_grasp
 from drex_ros.core.probe import ProbePlan, ProbePlanError
 from drex_ros.core.robot import ARM_JOINTS, robot_model
 
@@ -55,11 +55,6 @@ class WeighTiming:
     release: float = 1.0
     back_off: float = 1.0
     home: float = 3.0
-
-
-def _min_jerk(s: np.ndarray) -> np.ndarray:
-    s = np.clip(s, 0.0, 1.0)
-    return s * s * s * (10 - 15 * s + 6 * s * s)
 
 
 def plan_weigh_probe(q_start: np.ndarray, object_position: np.ndarray, object_yaw: float, shape: str,
@@ -124,7 +119,7 @@ def _interpolate(times: np.ndarray, keys: list[tuple[float, np.ndarray, np.ndarr
     out = np.empty((len(times), N_ARM + len(keys[0][2])))
     for (t0, a0, h0), (t1, a1, h1) in zip(keys[:-1], keys[1:], strict=True):
         sel = (times >= t0) & (times <= t1)
-        s = _min_jerk((times[sel] - t0) / max(t1 - t0, 1e-9))[:, None]
+        s = min_jerk((times[sel] - t0) / max(t1 - t0, 1e-9))[:, None]
         out[sel, :N_ARM] = a0 + s * (np.asarray(a1) - a0)
         out[sel, N_ARM:] = h0 + s * (np.asarray(h1) - h0)
     return out

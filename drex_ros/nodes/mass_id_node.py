@@ -142,6 +142,9 @@ class MassIdNode(Node):
     def _param(self, name: str):
         return self.get_parameter(name).value
 
+    def _object(self) -> tuple[str, tuple[float, ...]]:
+        return self._param("object_shape"), tuple(float(s) for s in self._param("object_size"))
+
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
@@ -195,7 +198,7 @@ class MassIdNode(Node):
         order = np.argsort(ct, kind="stable")
         keep = order[np.r_[True, np.diff(ct[order]) > 0]]
         v = np.array([j[3] for j in joints])
-        shape, size = self._param("object_shape"), tuple(float(s) for s in self._param("object_size"))
+        shape, size = self._object()
         return Recording(shape, size, jt, np.array([j[2] for j in joints]), v if np.all(np.isfinite(v)) else None,
                          np.nan_to_num(np.array([j[4] for j in joints])), ct[keep],
                          np.array([c[2] for c in commands])[keep], np.array([p[0] for p in poses]),
@@ -260,7 +263,7 @@ class MassIdNode(Node):
 
     def _push(self) -> Recording:
         q, position, yaw = self._start_state()
-        shape, size = self._param("object_shape"), tuple(float(s) for s in self._param("object_size"))
+        shape, size = self._object()
         plan = plan_probe(q, position, yaw, shape, size, ProbeConfig(rate_hz=float(self._param("command_rate_hz"))))
         self.get_logger().info(f"probe planned: push along {np.round(plan.direction[:2], 2)}, "
                                f"{plan.times[-1]:.1f} s of commands")
@@ -268,7 +271,7 @@ class MassIdNode(Node):
 
     def _weigh(self) -> Recording:
         q, position, yaw = self._start_state()
-        shape, size = self._param("object_shape"), tuple(float(s) for s in self._param("object_size"))
+        shape, size = self._object()
         plan = plan_weigh_probe(q, position, yaw, shape, size, float(self._param("command_rate_hz")))
         self.get_logger().info(f"weighing probe planned: grasp, lift, hold, set down; {plan.times[-1]:.1f} s "
                                "of commands")

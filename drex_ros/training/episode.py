@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from drex_ros.core.grasp_plan import HAND_CLOSED, HAND_OPEN, GraspPlan, GraspPlanError, plan_grasp
+from drex_ros.core.grasp_plan import HAND_CLOSED, HAND_OPEN, GraspPlan, GraspPlanError, min_jerk, plan_grasp
 from drex_ros.core.markers import half_extents
 from drex_ros.core.robot import ARM_JOINTS, HAND_JOINTS, robot_model
 from drex_ros.core.scene import ObjectConfig, Scene, SceneConfig
@@ -82,9 +82,7 @@ def hold_window(plan: GraspPlan) -> tuple[float, float]:
 def expert_hand_targets(plan: GraspPlan, t: float) -> np.ndarray:
     """Open claw until the close phase, then a min-jerk sweep to the closed posture."""
     t0, t1 = plan.phases()["close"]
-    s = min(max((t - t0) / (t1 - t0), 0.0), 1.0)
-    s = s * s * s * (10 - 15 * s + 6 * s * s)
-    return HAND_OPEN + s * (HAND_CLOSED - HAND_OPEN)
+    return HAND_OPEN + min_jerk((t - t0) / (t1 - t0)) * (HAND_CLOSED - HAND_OPEN)
 
 
 def expert_effort(plan: GraspPlan, t: float, grip: float) -> float:
