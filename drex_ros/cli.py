@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("drex_ros.commands.record", "record the stack's topics to an MCAP bag"),
     "replay": ("drex_ros.commands.replay", "re-simulate a recorded bag, or replay it through a policy"),
     "train": ("drex_ros.training.train_command", "generate grasp data, train and export the policy"),
-    "eval": ("drex_ros.training.eval_command", "evaluate the grasp policy per mass bin"),
+    "eval": ("drex_ros.evaluation.eval_command", "evaluate the grasp policy per mass bin"),
     "calibrate-camera": ("drex_ros.commands.calibrate_camera", "camera extrinsics from a marker board"),
     "urdf": ("drex_ros.commands.urdf", "write the composed Panda + Allegro URDF"),
     "sim": ("drex_ros.commands.sim", "run the sim node and move the robot through a few poses"),

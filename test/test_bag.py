@@ -8,7 +8,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
 from drex_ros.core.bag import BagError, BagWriter, list_topics, read_topics
-from drex_ros.core.robot import JOINT_NAMES
+from drex_ros.core.robot.model import JOINT_NAMES
 from drex_ros.nodes.ros_io import make_joint_state, to_stamp
 
 

@@ -9,9 +9,10 @@ import yaml
 from scipy.spatial.transform import Rotation
 
 from drex_ros.cli import main as drex
-from drex_ros.core.calibration_board import BoardSpec, render_sim_board_view
-from drex_ros.core.perception import Perception, config_path, load_object_markers
-from drex_ros.core.perception_eval import intrinsics_of, make_scene, render_frame, set_pose
+from drex_ros.core.paths import config_path
+from drex_ros.core.perception.calibration_board import BoardSpec, render_sim_board_view
+from drex_ros.core.perception.evaluation import intrinsics_of, make_scene, render_frame, set_pose
+from drex_ros.core.perception.tracker import Perception, load_object_markers
 
 OFFSET = [0.012, -0.018, 0.01]
 ROTATION_DEG = [1.0, -1.5, 0.8]

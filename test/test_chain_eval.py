@@ -3,9 +3,9 @@ smoother_node, safety_node, each its own process, over DDS), judged by the groun
 
 import rclpy
 
-from drex_ros.training.chain_eval import run_chain_episode
-from drex_ros.training.eval_command import MODELS_DIR
-from drex_ros.training.evaluation import eval_object, mass_bins, object_seed
+from drex_ros.evaluation.chain_eval import run_chain_episode
+from drex_ros.evaluation.eval_command import MODELS_DIR
+from drex_ros.evaluation.in_process import eval_object, mass_bins, object_seed
 
 
 def test_a_node_chain_grasp_given_the_true_mass_lifts_and_holds(tmp_path):

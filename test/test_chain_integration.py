@@ -17,9 +17,9 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 
-from drex_ros.core.policy_build import build_mlp_policy
-from drex_ros.core.policy_contract import ObsField, PolicyContract
-from drex_ros.core.robot import JOINT_NAMES
+from drex_ros.core.policy.build import build_mlp_policy
+from drex_ros.core.policy.contract import ObsField, PolicyContract
+from drex_ros.core.robot.model import JOINT_NAMES
 from drex_ros.node_process import NodeProcess
 from drex_ros.nodes.ros_io import to_sec
 

@@ -16,9 +16,9 @@ from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
-from drex_ros.core.policy_build import build_mlp_policy
-from drex_ros.core.policy_contract import ObsField, PolicyContract
-from drex_ros.core.robot import JOINT_NAMES, robot_model
+from drex_ros.core.policy.build import build_mlp_policy
+from drex_ros.core.policy.contract import ObsField, PolicyContract
+from drex_ros.core.robot.model import JOINT_NAMES, robot_model
 from drex_ros.node_process import NodeProcess
 from drex_ros.nodes.policy_node import PolicyNode, PolicyStartupError
 from drex_ros.nodes.ros_io import LATCHED_QOS, make_joint_state, to_sec, to_stamp

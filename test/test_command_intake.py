@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from drex_ros.core.command_intake import check_array_command, check_named_command
-from drex_ros.core.robot import JOINT_NAMES, robot_model
+from drex_ros.core.robot.model import JOINT_NAMES, robot_model
+from drex_ros.core.sim.command_intake import check_array_command, check_named_command
 
 LIMITS = robot_model().limits
 

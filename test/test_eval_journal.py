@@ -3,11 +3,11 @@
 import argparse
 import json
 
-from drex_ros.training import eval_command
-from drex_ros.training.eval_command import IN_PROCESS_KEYS, promote_node_chain
-from drex_ros.training.eval_journal import EvalJournal, episode_key
-from drex_ros.training.evaluation import mass_bins
-from drex_ros.training.node_chain_eval import episode_jobs, run_jobs, summarize
+from drex_ros.evaluation import eval_command
+from drex_ros.evaluation.eval_command import IN_PROCESS_KEYS, promote_node_chain
+from drex_ros.evaluation.in_process import mass_bins
+from drex_ros.evaluation.journal import EvalJournal, episode_key
+from drex_ros.evaluation.node_chain_eval import episode_jobs, run_jobs, summarize
 
 
 def test_journal_keeps_outcomes_across_runs_and_skips_a_cut_line(tmp_path):
@@ -54,7 +54,7 @@ def test_jobs_are_object_major_with_distinct_keys(tmp_path):
 
 
 def test_a_probe_is_keyed_by_the_identifier_code_and_a_chain_episode_is_not(tmp_path, monkeypatch):
-    from drex_ros.training import node_chain_eval
+    from drex_ros.evaluation import node_chain_eval
 
     args = eval_args(tmp_path)
     before = {j["cond"]: j["key"] for j in episode_jobs(args, mass_bins()) if j["bin"] == 0 and j["i"] == 0}

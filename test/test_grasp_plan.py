@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from drex_ros.core.grasp_plan import (
+from drex_ros.core.robot.grasp_plan import (
     PHASES,
     GraspGeometry,
     GraspPlanError,
@@ -11,7 +11,7 @@ from drex_ros.core.grasp_plan import (
     object_yaw,
     plan_grasp,
 )
-from drex_ros.core.robot import ARM_JOINTS, robot_model
+from drex_ros.core.robot.model import ARM_JOINTS, robot_model
 
 N_ARM = len(ARM_JOINTS)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drex_ros.core.hand_hold import (
+from drex_ros.core.control.hand_hold import (
     CarriedObject,
     HeldObjectTracker,
     InHandSettings,
@@ -13,7 +13,7 @@ from drex_ros.core.hand_hold import (
     grip_settled,
     object_in_hand,
 )
-from drex_ros.core.robot import robot_model
+from drex_ros.core.robot.model import robot_model
 from drex_ros.training.episode import HAND_EFFORT_LIMIT, N_ARM, GraspEpisode, ObjectSample, expert_controller
 
 # The tracker anchors while the fingers are still closing; the box then settles ~6 mm deeper into the

@@ -14,9 +14,9 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from drex_ros.bench.pose_relay import CameraPoseEmulator
 from drex_ros.core.bag import read_topics
-from drex_ros.core.probe import ProbePlan
+from drex_ros.core.massid.push_probe import ProbePlan
+from drex_ros.evaluation.pose_relay import CameraPoseEmulator
 from drex_ros.node_process import NodeProcess
 from drex_ros.nodes.mass_id_node import MassIdNode
 from drex_ros.nodes.ros_io import LATCHED_QOS

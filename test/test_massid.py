@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from drex_ros.cli import main as drex_main
-from drex_ros.core.force_regression import PushForce, PushForceEstimator, contact_mask, fit_push, release_speed
-from drex_ros.core.massid import (
+from drex_ros.core.massid.force_regression import PushForce, PushForceEstimator, contact_mask, fit_push, release_speed
+from drex_ros.core.massid.identify import (
     MassIdConfig,
     RecordingError,
     SimCalibrator,
@@ -20,7 +20,7 @@ from drex_ros.core.massid import (
     find_push_window,
     identify,
 )
-from drex_ros.core.probe import (
+from drex_ros.core.massid.push_probe import (
     ProbeConfig,
     ProbeError,
     ProbePlanError,
@@ -29,10 +29,10 @@ from drex_ros.core.probe import (
     push_direction,
     push_directions,
 )
-from drex_ros.core.probe_recording import write_recording
-from drex_ros.core.robot import robot_model
-from drex_ros.core.scene import ObjectConfig, Scene, SceneConfig
-from drex_ros.core.trajectory_match import Recording, TrajectoryMatcher, mass_friction_of
+from drex_ros.core.massid.recording import write_recording
+from drex_ros.core.massid.trajectory_match import Recording, TrajectoryMatcher, mass_friction_of
+from drex_ros.core.robot.model import robot_model
+from drex_ros.core.sim.scene import ObjectConfig, Scene, SceneConfig
 
 
 def _quat_noise(q, rng, sigma):
@@ -209,7 +209,7 @@ def test_two_noisy_pose_frames_before_the_push_do_not_open_its_window(box):
 
 
 def test_a_push_is_not_taken_for_a_weighing(box):
-    from drex_ros.core.weigh import lifted_span
+    from drex_ros.core.massid.weigh import lifted_span
 
     rec, _ = box
     assert lifted_span(rec, MassIdConfig()) is None

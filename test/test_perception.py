@@ -7,18 +7,8 @@ import pytest
 import yaml
 from scipy.spatial.transform import Rotation
 
-from drex_ros.core.image_input import ImageInputError, Intrinsics, check_frame, decode_color, decode_depth
-from drex_ros.core.markers import layout_as_yaml, marker_layout
-from drex_ros.core.perception import (
-    KNOWN_OBJECTS,
-    Perception,
-    PerceptionSettings,
-    config_path,
-    load_object_markers,
-    parse_object_markers,
-    resolve_object_markers,
-)
-from drex_ros.core.perception_eval import (
+from drex_ros.core.paths import config_path
+from drex_ros.core.perception.evaluation import (
     evaluate_random_poses,
     hide_markers,
     intrinsics_of,
@@ -27,8 +17,18 @@ from drex_ros.core.perception_eval import (
     render_frame,
     set_pose,
 )
-from drex_ros.core.pose_filter import PoseFilter
-from drex_ros.core.scene import Scene
+from drex_ros.core.perception.image_input import ImageInputError, Intrinsics, check_frame, decode_color, decode_depth
+from drex_ros.core.perception.pose_filter import PoseFilter
+from drex_ros.core.perception.tracker import (
+    KNOWN_OBJECTS,
+    Perception,
+    PerceptionSettings,
+    load_object_markers,
+    parse_object_markers,
+    resolve_object_markers,
+)
+from drex_ros.core.robot.markers import layout_as_yaml, marker_layout
+from drex_ros.core.sim.scene import Scene
 
 
 def _tracker(scene: Scene, name: str = "box_60mm", **settings) -> Perception:
@@ -89,8 +89,8 @@ def test_object_markers_by_shape_and_size():
 def test_scene_as_built_renders_readable_markers():
     import cv2
 
-    from drex_ros.core.marker_pose import detect_markers, make_detector
-    from drex_ros.core.markers import DICTIONARY
+    from drex_ros.core.perception.marker_pose import detect_markers, make_detector
+    from drex_ros.core.robot.markers import DICTIONARY
 
     scene = Scene()
     gray = cv2.cvtColor(scene.render_rgb(), cv2.COLOR_RGB2GRAY)
@@ -261,7 +261,7 @@ def test_blank_and_depthless_frames_do_not_produce_wrong_poses():
 def test_a_finger_over_one_marker_does_not_spoil_the_pose():
     import cv2
 
-    from drex_ros.core.marker_pose import detect_markers
+    from drex_ros.core.perception.marker_pose import detect_markers
 
     scene = make_scene("box")
     set_pose(scene, np.array([0.56, 0.02, 0.0301]), Rotation.from_euler("z", 0.5).as_matrix())

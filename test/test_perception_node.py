@@ -13,8 +13,8 @@ from ros_helpers import Collector, spin_until
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image
 
-from drex_ros.core.perception import config_path
-from drex_ros.core.perception_eval import hide_markers, make_scene, render_frame, set_pose
+from drex_ros.core.paths import config_path
+from drex_ros.core.perception.evaluation import hide_markers, make_scene, render_frame, set_pose
 from drex_ros.node_process import NodeProcess
 from drex_ros.nodes.ros_io import to_sec, to_stamp
 

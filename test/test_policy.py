@@ -5,7 +5,10 @@ import numpy as np
 import pinocchio as pin
 import pytest
 
-from drex_ros.core.policy import (
+from drex_ros.core.policy.build import build_mlp_policy
+from drex_ros.core.policy.contract import ContractError, ObsField, PolicyContract
+from drex_ros.core.policy.loop import BlendIn, DeadlineMonitor, LoopConfig, PolicyLoop
+from drex_ros.core.policy.runtime import (
     MissingInput,
     ObservationBuilder,
     PolicyInputs,
@@ -14,10 +17,7 @@ from drex_ros.core.policy import (
     check_contract,
     quat_wxyz,
 )
-from drex_ros.core.policy_build import build_mlp_policy
-from drex_ros.core.policy_contract import ContractError, ObsField, PolicyContract
-from drex_ros.core.policy_loop import BlendIn, DeadlineMonitor, LoopConfig, PolicyLoop
-from drex_ros.core.robot import JOINT_NAMES, robot_model
+from drex_ros.core.robot.model import JOINT_NAMES, robot_model
 
 ROBOT = robot_model()
 GRIP = ["joint_0.0", "joint_1.0", "joint_2.0", "joint_3.0"]
@@ -262,7 +262,7 @@ def test_blend_and_monitor_units():
 
 
 def test_decode_action_targets_and_grip_effort():
-    from drex_ros.core.policy import decode_action
+    from drex_ros.core.policy.runtime import decode_action
 
     c = small_contract()
     targets, efforts = decode_action(c, np.array([0.1, -0.2, 1.7]), JOINT_NAMES, ROBOT.limits)
@@ -275,7 +275,7 @@ def test_decode_action_targets_and_grip_effort():
 
 
 def test_clock_rate_measures_steps_in_the_robot_clock():
-    from drex_ros.core.policy_loop import ClockRate
+    from drex_ros.core.policy.loop import ClockRate
 
     rate = ClockRate(smoothing=1.0)
     rate.update(10.0, 100.0)

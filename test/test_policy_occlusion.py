@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from drex_ros.core.policy import MissingInput, PolicyModel
-from drex_ros.core.policy_build import build_mlp_policy
-from drex_ros.core.policy_contract import ObsField, PolicyContract
-from drex_ros.core.policy_loop import LoopConfig, PolicyLoop
-from drex_ros.core.robot import HAND_JOINTS, JOINT_NAMES, robot_model
+from drex_ros.core.policy.build import build_mlp_policy
+from drex_ros.core.policy.contract import ObsField, PolicyContract
+from drex_ros.core.policy.loop import LoopConfig, PolicyLoop
+from drex_ros.core.policy.runtime import MissingInput, PolicyModel
+from drex_ros.core.robot.model import HAND_JOINTS, JOINT_NAMES, robot_model
 
 
 def _identity_model() -> PolicyModel:

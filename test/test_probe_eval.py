@@ -1,6 +1,6 @@
 """The probe-identified condition's bookkeeping: fallbacks counted as grasps, failed probes not counted."""
 
-from drex_ros.training.probe_eval import ProbeOutcome, summarize_probe_eval
+from drex_ros.evaluation.probe_eval import ProbeOutcome, summarize_probe_eval
 
 BINS = [(0.05, 0.5), (0.5, 1.5)]
 

@@ -7,8 +7,8 @@ import pytest
 
 from drex_ros.cli import main as drex
 from drex_ros.core.bag import BagWriter
-from drex_ros.core.robot import JOINT_NAMES, robot_model
-from drex_ros.core.scene import Scene
+from drex_ros.core.robot.model import JOINT_NAMES, robot_model
+from drex_ros.core.sim.scene import Scene
 
 
 def _joint_msg(t, q, effort=None):

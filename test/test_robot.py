@@ -5,8 +5,8 @@ import numpy as np
 import pinocchio as pin
 import pytest
 
-from drex_ros.core.robot import FINGERTIP_FRAMES, JOINT_NAMES, PALM_FRAME, robot_model
-from drex_ros.core.scene import Scene
+from drex_ros.core.robot.model import FINGERTIP_FRAMES, JOINT_NAMES, PALM_FRAME, robot_model
+from drex_ros.core.sim.scene import Scene
 
 
 @pytest.fixture(scope="module")

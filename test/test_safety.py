@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from drex_ros.core.robot import ARM_JOINTS, HAND_JOINTS, JOINT_NAMES, robot_model
-from drex_ros.core.safety import SafetyConfig, SafetyGate
+from drex_ros.core.control.safety import SafetyConfig, SafetyGate
+from drex_ros.core.robot.model import ARM_JOINTS, HAND_JOINTS, JOINT_NAMES, robot_model
 
 LIMITS = robot_model().limits
 CFG = SafetyConfig()

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from drex_ros.core.robot import HAND_JOINTS, JOINT_NAMES, robot_model
-from drex_ros.core.scene import ObjectConfig, Scene, SceneConfig
+from drex_ros.core.robot.model import HAND_JOINTS, JOINT_NAMES, robot_model
+from drex_ros.core.sim.scene import ObjectConfig, Scene, SceneConfig
 
 
 @pytest.mark.parametrize("shape,size", [("box", (0.05, 0.07, 0.06)), ("cylinder", (0.03, 0.08)), ("sphere", (0.035,))])

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from drex_ros.core.command_intake import check_named_command
-from drex_ros.core.hardware_faults import ActuatorDelay, FaultConfig
-from drex_ros.core.robot import JOINT_NAMES, robot_model
-from drex_ros.core.scene import SceneConfig
-from drex_ros.core.sim_hardware import SimulatedHardware
+from drex_ros.core.robot.model import JOINT_NAMES, robot_model
+from drex_ros.core.sim.command_intake import check_named_command
+from drex_ros.core.sim.hardware import SimulatedHardware
+from drex_ros.core.sim.hardware_faults import ActuatorDelay, FaultConfig
+from drex_ros.core.sim.scene import SceneConfig
 
 
 def test_rates_follow_sim_time():

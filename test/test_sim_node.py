@@ -9,7 +9,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from drex_ros.core.robot import JOINT_NAMES, robot_model
+from drex_ros.core.robot.model import JOINT_NAMES, robot_model
 from drex_ros.node_process import NodeProcess
 from drex_ros.nodes.ros_io import joint_state_arrays, make_joint_state, to_sec
 

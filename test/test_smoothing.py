@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drex_ros.core.smoothing import EmaSmoother, SmootherConfig
+from drex_ros.core.control.smoothing import EmaSmoother, SmootherConfig
 
 NAMES = ("a", "b")
 

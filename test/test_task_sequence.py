@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from drex_ros.core.task_sequence import Observation, Phase, TaskSequence, TaskSettings
+from drex_ros.core.control.task_sequence import Observation, Phase, TaskSequence, TaskSettings
 
 PHASES = {"approach": (0, 1), "descend": (1, 2), "close": (2, 3), "lift": (3, 4), "shake": (4, 5), "hold": (5, 8)}
 OBJ = np.array([0.55, 0.0, 0.03])

@@ -6,14 +6,14 @@ import numpy as np
 import onnx
 import pytest
 
-from drex_ros.core.policy import PolicyModel, RuntimeExpectations, check_contract
-from drex_ros.core.policy_contract import PolicyContract
-from drex_ros.core.robot import HAND_JOINTS, JOINT_NAMES
-from drex_ros.core.scene_build import HAND_KD, HAND_KP
+from drex_ros.core.policy.contract import PolicyContract
+from drex_ros.core.policy.runtime import PolicyModel, RuntimeExpectations, check_contract
+from drex_ros.core.robot.model import HAND_JOINTS, JOINT_NAMES
+from drex_ros.core.sim.scene_build import HAND_KD, HAND_KP
+from drex_ros.evaluation.in_process import PolicyController, mass_bins, summarize
 from drex_ros.training.behaviour_cloning import TrainConfig, train_policy
 from drex_ros.training.dataset import OBS_FIELDS, generate_episode
 from drex_ros.training.episode import GraspEpisode, ObjectSample, expert_controller
-from drex_ros.training.evaluation import PolicyController, mass_bins, summarize
 from drex_ros.training.expert import least_grip_effort
 from drex_ros.training.export import check_roundtrip, export_onnx
 
@@ -92,7 +92,7 @@ def test_export_round_trip_and_metadata(tmp_path):
 
 
 def test_summary_counts_per_bin():
-    from drex_ros.training.evaluation import ObjectOutcome
+    from drex_ros.evaluation.in_process import ObjectOutcome
 
     bins = mass_bins()
     assert len(bins) == 5 and bins[0][0] == pytest.approx(0.05) and bins[-1][1] == pytest.approx(1.5)
@@ -140,7 +140,7 @@ def test_eval_command_json_keys(tmp_path, capsys):
     import argparse
     import json
 
-    from drex_ros.training import eval_command
+    from drex_ros.evaluation import eval_command
 
     parser = argparse.ArgumentParser()
     eval_command.add_arguments(parser)
@@ -159,7 +159,7 @@ def test_eval_command_json_keys(tmp_path, capsys):
 def test_eval_command_refuses_a_missing_model(tmp_path, capsys):
     import argparse
 
-    from drex_ros.training import eval_command
+    from drex_ros.evaluation import eval_command
 
     parser = argparse.ArgumentParser()
     eval_command.add_arguments(parser)

@@ -11,13 +11,14 @@ import pytest
 from test_massid import run_recorded
 
 from drex_ros.cli import main as drex_main
-from drex_ros.core.massid import MassEstimate, MassIdConfig, RecordingError, identify
-from drex_ros.core.probe import ProbePlanError
-from drex_ros.core.probe_recording import PushWindow, write_recording
-from drex_ros.core.scene import ObjectConfig, Scene, SceneConfig
-from drex_ros.core.trajectory_match import Recording
-from drex_ros.core.weigh import weigh, weighing_reason
-from drex_ros.core.weigh_probe import plan_weigh_probe
+from drex_ros.core.massid.identify import identify
+from drex_ros.core.massid.push_probe import ProbePlanError
+from drex_ros.core.massid.recording import write_recording
+from drex_ros.core.massid.trajectory_match import Recording
+from drex_ros.core.massid.types import MassEstimate, MassIdConfig, PushWindow, RecordingError
+from drex_ros.core.massid.weigh import weigh, weighing_reason
+from drex_ros.core.massid.weigh_probe import plan_weigh_probe
+from drex_ros.core.sim.scene import ObjectConfig, Scene, SceneConfig
 
 
 def record_weigh(mass: float, shape: str = "sphere", size=(0.03,), position=(0.55, 0.0), yaw: float = 0.0,

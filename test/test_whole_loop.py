@@ -24,7 +24,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from drex_ros.commands.demo import OBJECTS, STOP_ORDER, replace_earlier_bag, run_episode, start_stack
 from drex_ros.core.bag import BagError, BagWriter, list_topics
-from drex_ros.core.robot import ARM_JOINTS
+from drex_ros.core.robot.model import ARM_JOINTS
 from drex_ros.node_process import stop_all
 from drex_ros.nodes.ros_io import LATCHED_QOS, joint_state_arrays, to_sec
 

@@ -47,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # ---- the model ---------------------------------------------------------------------------
 def bench_contract():
-    from drex_ros.core.policy_contract import ObsField, PolicyContract
-    from drex_ros.core.robot import HAND_JOINTS, JOINT_NAMES
+    from drex_ros.core.policy.contract import ObsField, PolicyContract
+    from drex_ros.core.robot.model import HAND_JOINTS, JOINT_NAMES
 
     obs = [ObsField("joint_position", 23, list(JOINT_NAMES)), ObsField("joint_velocity", 23, list(JOINT_NAMES)),
            ObsField("object_position_palm", 3), ObsField("object_quat_palm", 4), ObsField("object_mass", 1),
@@ -60,7 +60,7 @@ def bench_contract():
 
 
 def write_bench_model(path: Path) -> Path:
-    from drex_ros.core.policy_build import build_mlp_policy, random_mlp_layers
+    from drex_ros.core.policy.build import build_mlp_policy, random_mlp_layers
 
     c = bench_contract()
     path.write_bytes(build_mlp_policy(c, random_mlp_layers(c.obs_dim, c.act_dim, HIDDEN), activation="Elu"))
@@ -75,9 +75,9 @@ def _percentiles(values_s: np.ndarray, scale: float) -> dict[str, float]:
 def bench_inference(model_path: Path, n: int) -> dict[str, dict[str, float]]:
     from tqdm import tqdm
 
-    from drex_ros.core.policy import PolicyModel
-    from drex_ros.core.policy_loop import LoopConfig, PolicyLoop
-    from drex_ros.core.robot import robot_model
+    from drex_ros.core.policy.loop import LoopConfig, PolicyLoop
+    from drex_ros.core.policy.runtime import PolicyModel
+    from drex_ros.core.robot.model import robot_model
 
     model = PolicyModel(model_path, num_threads=1)
     rng = np.random.default_rng(0)
@@ -183,7 +183,7 @@ def drive(cycles: int, label: str, chain: list[subprocess.Popen], log_path: Path
     from std_msgs.msg import Float64MultiArray
     from tqdm import tqdm
 
-    from drex_ros.core.robot import JOINT_NAMES, robot_model
+    from drex_ros.core.robot.model import JOINT_NAMES, robot_model
     from drex_ros.nodes.ros_io import LATCHED_QOS, make_joint_state, to_sec, to_stamp
 
     node = rclpy.create_node("chain_bench_driver")

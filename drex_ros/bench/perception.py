@@ -79,7 +79,7 @@ def _plot(records: list[dict], path: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from drex_ros.core.perception_eval import evaluate_random_poses
+    from drex_ros.core.perception.evaluation import evaluate_random_poses
 
     cv2.setNumThreads(1)
     per_shape = max(1, args.frames // 3)

@@ -17,7 +17,7 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("LP_NUM_THREADS", "1")  # keep the software rasterizer on one core
 
-from drex_ros.core.scene import Scene  # noqa: E402
+from drex_ros.core.sim.scene import Scene  # noqa: E402
 
 CAMERA_HZ = 15.0
 

@@ -17,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 
+from drex_ros.core.paths import config_dir as shipped_config_dir
+
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
 # node name -> parameter file, in start order (the launch file's table)
@@ -25,19 +27,6 @@ STACK = {"safety_node": "safety.yaml", "smoother_node": "smoother.yaml", "policy
 SIM = {"sim_node": "sim.yaml"}
 HOLD_SECONDS = 0.5
 CALLBACK_WAIT_S = 3.0  # how long shutdown waits for callbacks still running
-
-
-def default_config_dir() -> Path:
-    """config/ of the checkout, or share/drex/config of a colcon install."""
-    here = Path(__file__).resolve().parents[2] / "config"
-    if here.is_dir():
-        return here
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory("drex")) / "config"
-    except (ImportError, LookupError):
-        return here
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -154,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
 
     from drex_ros.commands.bringup_executors import BringupExecutors
 
-    config_dir = args.config_dir or default_config_dir()
+    config_dir = args.config_dir or shipped_config_dir()
     files = {**STACK, **(SIM if args.sim else {})}
     use_sim_time = args.sim if args.use_sim_time is None else args.use_sim_time
     try:

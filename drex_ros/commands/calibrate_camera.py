@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     import yaml
 
-    from drex_ros.core.calibration_board import BoardSpec, render_sim_board_view, solve_extrinsics
+    from drex_ros.core.perception.calibration_board import BoardSpec, render_sim_board_view, solve_extrinsics
 
     board = BoardSpec(args.cols, args.rows, args.marker_length, args.separation)
     if args.write_board:

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from drex_ros.core.control.task_sequence import CONSERVATIVE_FALLBACK_MASS
+
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
-FALLBACK_MASS = 1.2  # kg the demo's task grasps with when the probe says unidentifiable (as if heavy)
 STARTUP_S = 120.0  # eight Python processes importing rclpy, MuJoCo and pinocchio on a busy 2-core host
 PHASES = ("perceiving", "probing", "identifying", "grasping", "lifting", "holding")
 
@@ -101,7 +102,7 @@ def _overrides(obj: DemoObject, out: Path, bag: str, real_time_factor: float) ->
         "policy_node": shape(),
         # When the probe cannot give a number the demo still grasps, as if the object were heavy
         # (the table says so); the default configuration fails the task instead.
-        "task_node": {**shape(), "fallback_mass": FALLBACK_MASS},
+        "task_node": {**shape(), "fallback_mass": CONSERVATIVE_FALLBACK_MASS},
         "recorder": {"path": bag},
     }
     handle = tempfile.NamedTemporaryFile("w", suffix="-demo.yaml", delete=False)
@@ -134,7 +135,8 @@ def start_stack(obj: DemoObject, out: Path, stem: str, policy_model: str,
 
     Returns (processes by name, the log holding task_node's output, the temporary parameter file).
     """
-    from drex_ros.commands.bringup import SIM, STACK, default_config_dir, ros_arguments
+    from drex_ros.commands.bringup import SIM, STACK, ros_arguments
+    from drex_ros.core.paths import config_dir as shipped_config_dir
     from drex_ros.node_process import NodeProcess
 
     log_dir = out / f"{stem}_logs"
@@ -148,7 +150,7 @@ def start_stack(obj: DemoObject, out: Path, stem: str, policy_model: str,
         procs = {"bringup": NodeProcess("bringup", module="drex_ros.cli", argv=argv,
                                         log_path=log_dir / "bringup.log")}
         return procs, log_dir / "bringup.log", overrides
-    ros_args = ros_arguments(default_config_dir(), {**STACK, **SIM}, [overrides], True, policy_model)
+    ros_args = ros_arguments(shipped_config_dir(), {**STACK, **SIM}, [overrides], True, policy_model)
     procs = {name: NodeProcess(name, ros_args=ros_args, log_path=log_dir / f"{name}.log")
              for name in [*SIM, *STACK, "recorder_node"]}
     return procs, log_dir / "task_node.log", overrides

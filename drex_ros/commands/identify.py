@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 from drex_ros.core.bag import BagError
-from drex_ros.core.massid import MassIdConfig, RecordingError, identify
-from drex_ros.core.probe_recording import read_recording
-from drex_ros.core.trajectory_match import mass_friction_of
+from drex_ros.core.massid.identify import identify
+from drex_ros.core.massid.recording import read_recording
+from drex_ros.core.massid.trajectory_match import mass_friction_of
+from drex_ros.core.massid.types import MassIdConfig, RecordingError
 
 SIZE_COUNT = {"box": 3, "cylinder": 2, "sphere": 1}
 
@@ -60,11 +61,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_plot:
         png = Path(args.plot) if args.plot else bag.parent / f"{bag.name}_massid.png"
         if est.method == "weigh":
-            from drex_ros.core.weigh_report import plot_weighing
+            from drex_ros.core.massid.weigh_report import plot_weighing
 
             plot_weighing(rec, est, png, cfg, title=str(bag))
         else:
-            from drex_ros.core.massid_report import build_report, plot_report
+            from drex_ros.core.massid.report import build_report, plot_report
 
             plot_report(build_report(rec, est, cfg), png, title=str(bag))
         out["plot"] = str(png)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drex_ros.core.robot import JOINT_NAMES
+from drex_ros.core.robot.model import JOINT_NAMES
 
 RESIM_TOPICS = ["/joint_states", "/drex/joint_command", "/drex/object_pose"]
 POLICY_TOPICS = ["/joint_states", "/drex/object_pose", "/drex/policy/joint_command"]
@@ -49,7 +49,7 @@ def _mass_from_bag(series: dict, args: argparse.Namespace) -> tuple[float, float
 
 def run(args: argparse.Namespace) -> int:
     from drex_ros.core.bag import BagError, read_topics
-    from drex_ros.core.resimulate import ReplayError
+    from drex_ros.core.sim.resimulate import ReplayError
 
     plot = args.plot or args.bag.with_name(args.bag.name.replace(".mcap", "") + ("_policy" if args.policy else
                                                                                   "_replay") + ".png")
@@ -65,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_resim(series: dict, args: argparse.Namespace, plot: Path) -> int:
-    from drex_ros.core.resimulate import resimulate
-    from drex_ros.core.scene import ObjectConfig
+    from drex_ros.core.sim.resimulate import resimulate
+    from drex_ros.core.sim.scene import ObjectConfig
 
     mass, friction = _mass_from_bag(series, args)
     obj = ObjectConfig(shape=args.shape, size=tuple(args.size), mass=mass, friction=friction)
@@ -88,8 +88,8 @@ def _run_resim(series: dict, args: argparse.Namespace, plot: Path) -> int:
 
 
 def _run_policy(series: dict, args: argparse.Namespace, plot: Path) -> int:
-    from drex_ros.core.policy import PolicyModel
-    from drex_ros.core.policy_replay import replay_policy
+    from drex_ros.core.policy.replay import replay_policy
+    from drex_ros.core.policy.runtime import PolicyModel
 
     model_path = args.model or Path(__file__).resolve().parents[1] / "models" / "grasp_policy.onnx"
     comparison = replay_policy(PolicyModel(model_path), series, tuple(args.size))

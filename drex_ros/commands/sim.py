@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _poses() -> list[np.ndarray]:
-    from drex_ros.core.robot import JOINT_NAMES, robot_model
+    from drex_ros.core.robot.model import JOINT_NAMES, robot_model
 
     home = robot_model().home()
     reach = home.copy()
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import JointState
 
-    from drex_ros.core.robot import JOINT_NAMES, robot_model
+    from drex_ros.core.robot.model import JOINT_NAMES, robot_model
     from drex_ros.nodes.ros_io import joint_state_arrays, make_joint_state
     from drex_ros.nodes.sim_node import SimNode
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from drex_ros.core.description import write_urdf
+from drex_ros.core.robot.description import write_urdf
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from rosbags.typesys.base import Nodetype
 
-from drex_ros.core.robot import JOINT_NAMES
+from drex_ros.core.robot.model import JOINT_NAMES
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 SUPPORTED_TYPES = (

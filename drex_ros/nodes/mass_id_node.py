@@ -36,13 +36,14 @@ from std_srvs.srv import Trigger
 
 from drex_ros.core.bag import BagError
 from drex_ros.core.identify_reply import unidentifiable_reply
-from drex_ros.core.massid import MassEstimate, MassIdConfig, RecordingError, identify
-from drex_ros.core.probe import ProbeConfig, ProbeError, ProbePlan, ProbePlanError, plan_probe
-from drex_ros.core.probe_recording import write_recording
-from drex_ros.core.robot import JOINT_NAMES, robot_model
-from drex_ros.core.trajectory_match import Recording, yaw_of
-from drex_ros.core.weigh import weighing_reason, with_push_friction
-from drex_ros.core.weigh_probe import plan_weigh_probe
+from drex_ros.core.massid.identify import identify
+from drex_ros.core.massid.push_probe import ProbeConfig, ProbeError, ProbePlan, ProbePlanError, plan_probe
+from drex_ros.core.massid.recording import write_recording
+from drex_ros.core.massid.trajectory_match import Recording, yaw_of
+from drex_ros.core.massid.types import MassEstimate, MassIdConfig, RecordingError
+from drex_ros.core.massid.weigh import weighing_reason, with_push_friction
+from drex_ros.core.massid.weigh_probe import plan_weigh_probe
+from drex_ros.core.robot.model import JOINT_NAMES, robot_model
 from drex_ros.nodes.ros_io import (
     LATCHED_QOS,
     Diagnostics,

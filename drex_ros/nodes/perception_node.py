@@ -25,17 +25,17 @@ from rclpy.qos import qos_profile_sensor_data
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image
 
-from drex_ros.core.depth_fallback import FallbackSettings
-from drex_ros.core.image_input import ImageInputError, Intrinsics, decode_color, decode_depth
-from drex_ros.core.marker_pose import MarkerSettings
-from drex_ros.core.perception import (
+from drex_ros.core.paths import config_path
+from drex_ros.core.perception.depth_fallback import FallbackSettings
+from drex_ros.core.perception.image_input import ImageInputError, Intrinsics, decode_color, decode_depth
+from drex_ros.core.perception.marker_pose import MarkerSettings
+from drex_ros.core.perception.pose_filter import FilterSettings
+from drex_ros.core.perception.tracker import (
     Perception,
     PerceptionResult,
     PerceptionSettings,
-    config_path,
     resolve_object_markers,
 )
-from drex_ros.core.pose_filter import FilterSettings
 from drex_ros.nodes.ros_io import Diagnostics, spin_node, to_sec
 
 PARAMETERS = {

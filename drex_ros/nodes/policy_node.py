@@ -32,11 +32,11 @@ from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import SetBool
 
 import drex_ros
-from drex_ros.core.markers import half_extents
-from drex_ros.core.policy import PolicyModel, RuntimeExpectations, check_contract
-from drex_ros.core.policy_contract import ContractError
-from drex_ros.core.policy_loop import ClockRate, LoopConfig, PolicyLoop
-from drex_ros.core.robot import robot_model
+from drex_ros.core.policy.contract import ContractError
+from drex_ros.core.policy.loop import ClockRate, LoopConfig, PolicyLoop
+from drex_ros.core.policy.runtime import PolicyModel, RuntimeExpectations, check_contract
+from drex_ros.core.robot.model import robot_model
+from drex_ros.core.robot.objects import half_extents
 from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, make_joint_state, spin_node, to_sec
 
 PARAMETERS = {

@@ -29,8 +29,8 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from drex_ros.core.robot import robot_model
-from drex_ros.core.safety import SafetyConfig, SafetyGate, SafetyOutput
+from drex_ros.core.control.safety import SafetyConfig, SafetyGate, SafetyOutput
+from drex_ros.core.robot.model import robot_model
 from drex_ros.nodes.ros_io import Diagnostics, make_joint_state, spin_node
 
 PARAMETERS = {

@@ -26,11 +26,11 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from drex_ros.core.command_intake import CommandIntake, check_array_command, check_named_command
-from drex_ros.core.hardware_faults import FaultConfig
-from drex_ros.core.robot import JOINT_NAMES, robot_model
-from drex_ros.core.scene import CameraModel, ObjectConfig, SceneConfig
-from drex_ros.core.sim_hardware import CameraFrame, SimulatedHardware
+from drex_ros.core.robot.model import JOINT_NAMES, robot_model
+from drex_ros.core.sim.command_intake import CommandIntake, check_array_command, check_named_command
+from drex_ros.core.sim.hardware import CameraFrame, SimulatedHardware
+from drex_ros.core.sim.hardware_faults import FaultConfig
+from drex_ros.core.sim.scene import CameraModel, ObjectConfig, SceneConfig
 from drex_ros.nodes.ros_io import Diagnostics, make_joint_state, spin_node, to_stamp
 
 PARAMETERS = {

@@ -13,7 +13,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 
-from drex_ros.core.smoothing import EmaSmoother, SmootherConfig
+from drex_ros.core.control.smoothing import EmaSmoother, SmootherConfig
 from drex_ros.nodes.ros_io import Diagnostics, spin_node
 
 PARAMETERS = {

@@ -21,10 +21,10 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
-from drex_ros.core.grasp_plan import GraspPlan, GraspPlanError, plan_grasp
-from drex_ros.core.hand_hold import HeldObjectTracker, InHandSettings, grip_settled
-from drex_ros.core.robot import ARM_JOINTS, JOINT_NAMES, robot_model
-from drex_ros.core.task_sequence import Observation, Phase, TaskSequence, TaskSettings
+from drex_ros.core.control.hand_hold import HeldObjectTracker, InHandSettings, grip_settled
+from drex_ros.core.control.task_sequence import Observation, Phase, TaskSequence, TaskSettings
+from drex_ros.core.robot.grasp_plan import GraspPlan, GraspPlanError, plan_grasp
+from drex_ros.core.robot.model import ARM_JOINTS, JOINT_NAMES, robot_model
 from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, joint_state_arrays, make_joint_state, spin_node, to_sec
 
 SERVICE_GRACE_S = 5.0  # how long a service may take to be discovered or to accept

@@ -16,9 +16,9 @@ from multiprocessing import get_context
 import numpy as np
 from tqdm import tqdm
 
-from drex_ros.core.policy import ObservationBuilder, PolicyInputs
-from drex_ros.core.policy_contract import ObsField, PolicyContract
-from drex_ros.core.robot import HAND_JOINTS, JOINT_NAMES, robot_model
+from drex_ros.core.policy.contract import ObsField, PolicyContract
+from drex_ros.core.policy.runtime import ObservationBuilder, PolicyInputs
+from drex_ros.core.robot.model import HAND_JOINTS, JOINT_NAMES, robot_model
 from drex_ros.training.episode import (
     CONTROL_RATE_HZ,
     HOLD_CHECK_S,
@@ -46,7 +46,7 @@ def base_contract(obs_mean: np.ndarray | None = None, obs_std: np.ndarray | None
     """The policy's contract; normalization defaults to identity until training sets it."""
     obs_dim = sum(f.size for f in OBS_FIELDS)
     act_dim = len(HAND_JOINTS) + 1
-    from drex_ros.core.scene_build import HAND_KD, HAND_KP
+    from drex_ros.core.sim.scene_build import HAND_KD, HAND_KP
     return PolicyContract(
         observation=list(OBS_FIELDS),
         position_targets=list(HAND_JOINTS),

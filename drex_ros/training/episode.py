@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from drex_ros.core.grasp_plan import HAND_CLOSED, HAND_OPEN, GraspPlan, GraspPlanError, min_jerk, plan_grasp
-from drex_ros.core.markers import half_extents
-from drex_ros.core.robot import ARM_JOINTS, HAND_JOINTS, robot_model
-from drex_ros.core.scene import ObjectConfig, Scene, SceneConfig
+from drex_ros.core.robot.grasp_plan import HAND_CLOSED, HAND_OPEN, GraspPlan, GraspPlanError, min_jerk, plan_grasp
+from drex_ros.core.robot.model import ARM_JOINTS, HAND_JOINTS, robot_model
+from drex_ros.core.robot.objects import half_extents
+from drex_ros.core.sim.scene import ObjectConfig, Scene, SceneConfig
 
 CONTROL_RATE_HZ = 50.0
 HAND_EFFORT_LIMIT = 0.7  # N*m, the Allegro joints' limit the grip fraction refers to

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from drex_ros.core.policy import PolicyModel
-from drex_ros.core.policy_build import build_mlp_policy
-from drex_ros.core.policy_contract import PolicyContract
+from drex_ros.core.policy.build import build_mlp_policy
+from drex_ros.core.policy.contract import PolicyContract
+from drex_ros.core.policy.runtime import PolicyModel
 from drex_ros.training.behaviour_cloning import TrainResult, predict
 from drex_ros.training.dataset import base_contract
 
