@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 
@@ -12,6 +13,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
+
+from drex_ros.core.robot.joints import JointIndex
 
 LATCHED_QOS = QoSProfile(
     depth=1,
@@ -47,23 +50,24 @@ def make_joint_state(stamp: Time, names: Sequence[str], position: np.ndarray,
 
 
 def joint_state_arrays(msg: JointState, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Position/velocity/effort of `names` from a JointState (NaN where absent or unnamed).
+    """Position/velocity/effort of `names` from a JointState (NaN where absent, unnamed or named twice).
 
     Returns keys position, velocity, effort, present (bool mask of names found).
     """
-    index = {n: i for i, n in enumerate(msg.name)}
+    m = _joint_index(tuple(names)).map(msg.name)
     out = {k: np.full(len(names), np.nan) for k in ("position", "velocity", "effort")}
     present = np.zeros(len(names), dtype=bool)
     for k, values in (("position", msg.position), ("velocity", msg.velocity), ("effort", msg.effort)):
-        if len(values) != len(msg.name):
-            continue
-        for j, name in enumerate(names):
-            i = index.get(name)
-            if i is not None:
-                out[k][j] = values[i]
-                present[j] = True
+        if len(values) == len(msg.name):
+            out[k][m.dst] = np.asarray(values, dtype=float)[m.src]
+            present[m.dst] = True
     out["present"] = present
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _joint_index(names: tuple[str, ...]) -> JointIndex:
+    return JointIndex(names)
 
 
 class Diagnostics:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drex_ros.core.robot.joints import JointIndex
 from drex_ros.core.robot.model import ARM_JOINTS, JointLimits
 
 
@@ -71,7 +72,7 @@ class SafetyGate:
         self.config = config or SafetyConfig()
         self.config.validate()
         self.names = tuple(limits.names)
-        self._index = {n: i for i, n in enumerate(self.names)}
+        self._joints = JointIndex(self.names)
         n = len(self.names)
         margin = self.config.position_margin
         lower, upper = np.asarray(limits.lower, float), np.asarray(limits.upper, float)
@@ -96,7 +97,6 @@ class SafetyGate:
         self.estop_latched = False
         self.estop_input = False
         self.counters: Counter = Counter()
-        self._plans: dict[tuple[str, ...], tuple] = {}
 
     # ---- inputs -------------------------------------------------------------------------
     def on_state(self, names: Sequence[str], positions: Sequence[float], t: float) -> None:
@@ -104,7 +104,8 @@ class SafetyGate:
         if len(names) != len(positions):
             self.counters["state_malformed"] += 1
             return
-        src, dst, _, _ = self._plan(names)
+        m = self._joints.map(names)
+        src, dst = m.src, m.dst
         values = np.asarray(positions, dtype=float)[src]
         finite = np.isfinite(values)
         self._state_q[dst[finite]] = values[finite]
@@ -166,7 +167,8 @@ class SafetyGate:
         reasons: Counter = Counter()
         fallback_q, fallback_e = self._fallback()
         target, effort = fallback_q.copy(), fallback_e.copy()
-        src, dst, unknown, dup = self._plan(names)
+        m = self._joints.map(names)
+        src, dst, unknown, dup = m.src, m.dst, m.unknown, m.duplicated
         if unknown:
             reasons["unknown_joint"] += unknown
         target[dst] = np.asarray(positions, dtype=float)[src]
@@ -205,24 +207,6 @@ class SafetyGate:
         return self._hold_reason if self._hold is not None else ""
 
     # ---- internals ----------------------------------------------------------------------
-    def _plan(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
-        """Where a message's entries go: (message index, robot index, unknown count, duplicated-joint mask).
-
-        Cached per name list: a stream repeats the same names every message.
-        """
-        key = tuple(names)
-        plan = self._plans.get(key)
-        if plan is None:
-            pairs = [(k, self._index[n]) for k, n in enumerate(key) if n in self._index]
-            src = np.array([k for k, _ in pairs], dtype=int)
-            dst = np.array([i for _, i in pairs], dtype=int)
-            dup = np.bincount(dst, minlength=len(self.names)) > 1
-            plan = (src, dst, len(key) - len(pairs), dup)
-            if len(self._plans) > 32:
-                self._plans.clear()
-            self._plans[key] = plan
-        return plan
-
     def _fallback(self) -> tuple[np.ndarray, np.ndarray]:
         """What a joint without a usable command gets: its previous output, else measured."""
         if self._prev is not None:

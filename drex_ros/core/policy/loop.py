@@ -43,6 +43,7 @@ from drex_ros.core.policy.runtime import (
     quat_wxyz,
     rotation_from_wxyz,
 )
+from drex_ros.core.robot.joints import JointIndex
 from drex_ros.core.robot.model import RobotModel
 
 
@@ -150,7 +151,8 @@ class PolicyLoop:
         self.step_clock = step_clock
         self.config = config or LoopConfig()
         self.names = tuple(robot.joint_names)
-        self._index = {n: i for i, n in enumerate(self.names)}
+        self._joints = JointIndex(self.names)
+        self._index = self._joints.index
         self.builder = ObservationBuilder(model.contract, robot, self.config.joint_state_timeout,
                                           self.config.object_pose_timeout)
         self.inputs = PolicyInputs(len(self.names))
@@ -182,14 +184,13 @@ class PolicyLoop:
                            effort: Sequence[float], now: float) -> None:
         """Merge one JointState (any subset of joints; velocity/effort may be empty)."""
         inp = self.inputs
-        for k, name in enumerate(names):
-            i = self._index.get(name)
-            if i is None or k >= len(position):
-                continue
-            inp.position[i] = position[k]
-            inp.velocity[i] = velocity[k] if k < len(velocity) else np.nan
-            inp.effort[i] = effort[k] if k < len(effort) else np.nan
-            self.joint_times[i] = now
+        m = self._joints.map(names)
+        taken = m.src < len(position)
+        src, dst = m.src[taken], m.dst[taken]
+        inp.position[dst] = np.asarray(position, dtype=float)[src]
+        inp.velocity[dst] = _padded(velocity, len(names))[src]
+        inp.effort[dst] = _padded(effort, len(names))[src]
+        self.joint_times[dst] = now
         inp.joint_state_time = float(self.joint_times.min())
 
     def update_object_pose(self, position: Sequence[float], quat_wxyz: Sequence[float], now: float) -> None:
@@ -293,3 +294,11 @@ class PolicyLoop:
                          f"budget within {self.monitor.window} steps (worst {self.monitor.worst * 1e3:.2f} ms)")
             return StepResult(None, None, self.stop_reason, duration, overran)
         return StepResult(positions, effort, None, duration, overran)
+
+
+def _padded(values: Sequence[float], n: int) -> np.ndarray:
+    """`values` as n floats, NaN past their end (a JointState may leave velocity or effort short)."""
+    out = np.full(n, np.nan)
+    k = min(len(values), n)
+    out[:k] = np.asarray(values, dtype=float)[:k]
+    return out

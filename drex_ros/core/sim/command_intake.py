@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from drex_ros.core.robot.joints import JointIndex
 from drex_ros.core.robot.model import JointLimits
 
 
@@ -51,18 +52,12 @@ def check_named_command(
     use_effort = len(efforts) == len(names)
     if len(efforts) not in (0, len(names)):
         out.problems["effort length differs from name length (efforts ignored)"] += 1
-    index = {name: i for i, name in enumerate(limits.names)}
-    seen: set[str] = set()
-    for k, name in enumerate(names):
-        i = index.get(name)
-        if i is None:
-            out.problems["unknown joint"] += 1
-            continue
-        if name in seen:
-            out.problems["duplicated joint"] += 1
-            out.accepted[i] = False
-            continue
-        seen.add(name)
+    m = JointIndex(limits.names).map(names)
+    if m.unknown:
+        out.problems["unknown joint"] += m.unknown
+    if m.duplicated.any():
+        out.problems["duplicated joint"] += int(m.duplicated.sum())
+    for k, i in zip(m.src, m.dst, strict=True):
         q = float(positions[k])
         if not np.isfinite(q):
             out.problems["non-finite position"] += 1
