@@ -11,9 +11,7 @@ from drex_ros.core.robot.grasp_plan import (
     object_yaw,
     plan_grasp,
 )
-from drex_ros.core.robot.model import ARM_JOINTS, robot_model
-
-N_ARM = len(ARM_JOINTS)
+from drex_ros.core.robot.model import N_ARM, robot_model
 
 
 def _yaw_quat(yaw: float) -> np.ndarray:

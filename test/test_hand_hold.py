@@ -13,8 +13,8 @@ from drex_ros.core.control.hand_hold import (
     grip_settled,
     object_in_hand,
 )
-from drex_ros.core.robot.model import robot_model
-from drex_ros.training.episode import HAND_EFFORT_LIMIT, N_ARM, GraspEpisode, ObjectSample, expert_controller
+from drex_ros.core.robot.model import N_ARM, robot_model
+from drex_ros.training.episode import HAND_EFFORT_LIMIT, GraspEpisode, ObjectSample, expert_controller
 
 # The tracker anchors while the fingers are still closing; the box then settles ~6 mm deeper into the
 # hand and ~12 mm sideways as it is lifted, which a rigid carry cannot know: 14 mm with the object

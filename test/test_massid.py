@@ -31,18 +31,9 @@ from drex_ros.core.massid.push_probe import (
 )
 from drex_ros.core.massid.recording import write_recording
 from drex_ros.core.massid.trajectory_match import Recording, TrajectoryMatcher, mass_friction_of
+from drex_ros.core.perception.evaluation import noisy_quat
 from drex_ros.core.robot.model import robot_model
 from drex_ros.core.sim.scene import ObjectConfig, Scene, SceneConfig
-
-
-def _quat_noise(q, rng, sigma):
-    axis = rng.normal(size=3)
-    axis /= np.linalg.norm(axis)
-    a = sigma * rng.normal()
-    w1, x1, y1, z1 = np.cos(a / 2), *(np.sin(a / 2) * axis)
-    w2, x2, y2, z2 = q
-    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
 
 
 def record_probe(shape="box", size=(0.06, 0.06, 0.06), mass=0.4, friction=0.6, position=(0.55, 0.05), seed=0,
@@ -81,7 +72,7 @@ def run_recorded(scene: Scene, shape: str, size: tuple, times: np.ndarray, comma
                 p, quat = scene.object_pose()
                 pt.append(scene.time + 0.04)
                 pp.append(p + rng.normal(0, 0.002, 3))
-                pq.append(_quat_noise(quat, rng, np.deg2rad(1.0)))
+                pq.append(noisy_quat(quat, np.deg2rad(1.0), rng))
     return Recording(shape, size, np.array(jt), np.array(jq), np.array(jv), np.array(je), times.copy(),
                      commands.copy(), np.array(pt), np.array(pp), np.array(pq))
 

@@ -23,12 +23,6 @@ from rosbags.typesys.base import Nodetype
 from drex_ros.core.robot.model import JOINT_NAMES
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
-SUPPORTED_TYPES = (
-    "sensor_msgs/msg/JointState", "geometry_msgs/msg/PoseStamped", "std_msgs/msg/Float64MultiArray",
-    "std_msgs/msg/Float64", "std_msgs/msg/String", "std_msgs/msg/Bool", "sensor_msgs/msg/Image",
-    "sensor_msgs/msg/CameraInfo",
-    "diagnostic_msgs/msg/DiagnosticArray", "rosgraph_msgs/msg/Clock",
-)
 _NUMPY = {"bool": np.bool_, "int8": np.int8, "uint8": np.uint8, "byte": np.uint8, "char": np.uint8,
           "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32, "int64": np.int64,
           "uint64": np.uint64, "float32": np.float32, "float64": np.float64}

@@ -14,17 +14,8 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 
+from drex_ros.core.perception.evaluation import noisy_quat
 from drex_ros.nodes.ros_io import to_sec, to_stamp
-
-
-def _noisy_quat(q: np.ndarray, sigma_rad: float, rng: np.random.Generator) -> np.ndarray:
-    axis = rng.normal(size=3)
-    axis /= np.linalg.norm(axis)
-    ang = sigma_rad * rng.normal()
-    w1, x1, y1, z1 = np.cos(ang / 2), *(np.sin(ang / 2) * axis)
-    w2, x2, y2, z2 = q
-    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
 
 
 class CameraPoseEmulator(Node):
@@ -52,7 +43,7 @@ class CameraPoseEmulator(Node):
             if self._rng.random() >= self.drop_probability:
                 p, o = msg.pose.position, msg.pose.orientation
                 pos = np.array([p.x, p.y, p.z]) + self._rng.normal(0.0, self.position_noise, 3)
-                quat = _noisy_quat(np.array([o.w, o.x, o.y, o.z]), self.rotation_noise, self._rng)
+                quat = noisy_quat(np.array([o.w, o.x, o.y, o.z]), self.rotation_noise, self._rng)
                 out = PoseStamped()
                 out.header.stamp, out.header.frame_id = to_stamp(t + self.clock_offset), "world"
                 out.pose.position.x, out.pose.position.y, out.pose.position.z = map(float, pos)

@@ -39,10 +39,11 @@ from drex_ros.core.identify_reply import unidentifiable_reply
 from drex_ros.core.massid.identify import identify
 from drex_ros.core.massid.push_probe import ProbeConfig, ProbeError, ProbePlan, ProbePlanError, plan_probe
 from drex_ros.core.massid.recording import write_recording
-from drex_ros.core.massid.trajectory_match import Recording, yaw_of
+from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassEstimate, MassIdConfig, RecordingError
 from drex_ros.core.massid.weigh import weighing_reason, with_push_friction
 from drex_ros.core.massid.weigh_probe import plan_weigh_probe
+from drex_ros.core.robot.grasp_plan import object_yaw
 from drex_ros.core.robot.model import JOINT_NAMES, robot_model
 from drex_ros.nodes.ros_io import (
     LATCHED_QOS,
@@ -243,7 +244,7 @@ class MassIdNode(Node):
                 recent = [p for p in self._poses if p[1] > self._now() - 2.0]
             if len(recent) >= n:
                 pos = np.median(np.array([p[2] for p in recent[-n:]]), axis=0)
-                return pos, yaw_of(recent[-1][3])
+                return pos, object_yaw(recent[-1][3])
             time.sleep(0.05)
         raise ProbeError(f"fewer than {n} object poses on {self._param('object_pose_topic')} in the last 2 s: "
                          "is the object tracked?")

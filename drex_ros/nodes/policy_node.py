@@ -37,6 +37,7 @@ from drex_ros.core.policy.loop import ClockRate, LoopConfig, PolicyLoop
 from drex_ros.core.policy.runtime import PolicyModel, RuntimeExpectations, check_contract
 from drex_ros.core.robot.model import robot_model
 from drex_ros.core.robot.objects import half_extents
+from drex_ros.core.sim.scene_build import joint_gains
 from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, make_joint_state, spin_node, to_sec
 
 PARAMETERS = {
@@ -146,7 +147,7 @@ class PolicyNode(Node):
         for label, values in (("gain_kp", kp), ("gain_kd", kd)):
             if values and len(values) != len(joints):
                 raise PolicyStartupError(f"{label} has {len(values)} values for {len(joints)} gain_joints")
-        gains = {j: {} for j in joints}
+        gains = {j: {} for j in joints} if joints else joint_gains()  # none configured: the simulator's
         for j, value in zip(joints, kp, strict=False):
             gains[j]["kp"] = float(value)
         for j, value in zip(joints, kd, strict=False):

@@ -22,7 +22,7 @@ import mujoco
 import numpy as np
 
 from drex_ros.core.robot.grasp_plan import HAND_CLOSED, HAND_OPEN, GraspPlan, GraspPlanError, min_jerk, plan_grasp
-from drex_ros.core.robot.model import ARM_JOINTS, HAND_JOINTS, robot_model
+from drex_ros.core.robot.model import HAND_JOINTS, N_ARM, robot_model
 from drex_ros.core.robot.objects import half_extents
 from drex_ros.core.sim.scene import ObjectConfig, Scene, SceneConfig
 
@@ -31,7 +31,6 @@ HAND_EFFORT_LIMIT = 0.7  # N*m, the Allegro joints' limit the grip fraction refe
 LIFT_SUCCESS_M = 0.10
 HOLD_CHECK_S = 3.0
 SETTLE_S = 0.5
-N_ARM = len(ARM_JOINTS)
 
 
 @dataclass

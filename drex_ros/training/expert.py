@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drex_ros.training.episode import GraspEpisode, ObjectSample, expert_controller
+from drex_ros.training.episode import GraspEpisode, expert_controller
 
 EFFORT_LOW = 0.05
 EFFORT_HIGH = 1.0
@@ -64,8 +64,3 @@ def least_grip_effort(episode: GraspEpisode, steps: int = SEARCH_STEPS) -> Exper
         else:
             lo = mid
     return ExpertLabel(hi, label_from_least(hi), trials)
-
-
-def label_object(obj: ObjectSample, steps: int = SEARCH_STEPS) -> tuple[GraspEpisode, ExpertLabel]:
-    episode = GraspEpisode(obj)
-    return episode, least_grip_effort(episode, steps)

@@ -31,11 +31,9 @@ import mujoco
 import numpy as np
 from scipy import signal
 
-from drex_ros.core.robot.model import ARM_JOINTS, JOINT_NAMES
+from drex_ros.core.robot.model import GRAVITY, JOINT_NAMES, N_ARM
 from drex_ros.core.sim.scene_build import ObjectConfig, SceneConfig, build_spec
 
-N_ARM = len(ARM_JOINTS)
-GRAVITY = 9.81
 SPHERE_MIN_ACCEL = 0.15  # m/s^2
 ROLLING_FACTOR = {"box": 1.0, "cylinder": 1.0, "sphere": 1.4}  # F = k m a; solid sphere: 1 + 2/5
 

@@ -86,6 +86,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pinocchio as pin
 
+from drex_ros.core.robot.grasp_plan import min_jerk
 from drex_ros.core.robot.model import ARM_JOINTS, robot_model
 from drex_ros.core.robot.objects import half_extents
 
@@ -255,10 +256,9 @@ def _palm_target(rot: np.ndarray, box_center_world: np.ndarray) -> pin.SE3:
 
 
 def _min_jerk(q0: np.ndarray, q1: np.ndarray, duration: float, dt: float) -> np.ndarray:
-    n = max(2, int(round(duration / dt)) + 1)
-    s = np.linspace(0.0, 1.0, n)[1:]
-    w = 10 * s ** 3 - 15 * s ** 4 + 6 * s ** 5
-    return q0 + w[:, None] * (q1 - q0)
+    """Joint samples every dt from q0 (excluded) to q1 on the min-jerk profile."""
+    s = np.linspace(0.0, 1.0, max(2, int(round(duration / dt)) + 1))[1:]
+    return q0 + min_jerk(s)[:, None] * (q1 - q0)
 
 
 def _push_joints(profile: PushProfile, dt: float, pre_center: np.ndarray, d: np.ndarray, q_pre: np.ndarray, ik):

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from drex_ros.core.bag import BagError, BagWriter, TopicSeries, read_topics
-from drex_ros.core.massid.trajectory_match import Recording, yaw_of
+from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassIdConfig, PushWindow, RecordingError
+from drex_ros.core.robot.grasp_plan import object_yaw
 from drex_ros.core.robot.model import JOINT_NAMES
 
 JOINT_STATES = "/joint_states"
@@ -134,7 +135,7 @@ def find_push_window(rec: Recording, cfg: MassIdConfig) -> PushWindow:
     if before.sum() < cfg.rest_frames:
         raise RecordingError(f"bag too short before the push: {before.sum()} resting frames, need {cfg.rest_frames}")
     xy = np.median(p[before, :2], axis=0)
-    yaws = np.array([yaw_of(qq) for qq in q[before]])
+    yaws = np.array([object_yaw(qq) for qq in q[before]])
     yaw = float(np.angle(np.mean(np.exp(1j * 4 * yaws))) / 4) if rec.shape == "box" else 0.0
     # Resting again: the pose stays within noise of its final value for settle_after seconds.
     # Positions median-filtered over 5 frames first: single frames with 2 mm of noise per axis are

@@ -26,11 +26,9 @@ import numpy as np
 from mujoco import sysid
 
 from drex_ros.core.massid.force_regression import lowpass
-from drex_ros.core.robot.model import ARM_JOINTS, JOINT_NAMES
+from drex_ros.core.robot.model import ARM_JOINTS, JOINT_NAMES, N_ARM
 from drex_ros.core.robot.objects import half_extents
 from drex_ros.core.sim.scene_build import ObjectConfig, SceneConfig, build_spec, object_inertia
-
-N_ARM = len(ARM_JOINTS)
 
 
 @dataclass
@@ -78,16 +76,6 @@ def quat_angle(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
     """Geodesic angle between unit quaternions (any leading shape), sign-invariant."""
     dot = np.abs(np.sum(q1 * q2, axis=-1))
     return 2.0 * np.arccos(np.clip(dot, 0.0, 1.0))
-
-
-def yaw_of(quat_wxyz: np.ndarray) -> float:
-    w, x, y, z = quat_wxyz
-    return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
-
-
-def _set_friction(spec: mujoco.MjSpec, param: sysid.Parameter) -> None:
-    geom = spec.geom("object_geom")
-    geom.friction = [float(param.value[0]), geom.friction[1], geom.friction[2]]
 
 
 def object_parameters(shape: str, size: tuple[float, ...], mass_bounds: tuple[float, float],
@@ -230,10 +218,6 @@ class TrajectoryMatcher:
         control = np.zeros((self.nstep, self._nu))
         control[:, self._act] = held
         return control
-
-    def set_command_delay(self, delay: float) -> None:
-        self.cmd_delay = float(delay)
-        self.control = self.control_for_delay(self.cmd_delay)
 
     def _set_measurements(self, model: mujoco.MjModel) -> None:
         rec, w = self.rec, self.weights

@@ -33,9 +33,8 @@ from drex_ros.core.massid.force_regression import PushForceEstimator
 from drex_ros.core.massid.recording import check_joint_coverage
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassEstimate, MassIdConfig, PushWindow, RecordingError
-from drex_ros.core.robot.model import robot_model
+from drex_ros.core.robot.model import GRAVITY, robot_model
 
-GRAVITY = 9.81
 UP = np.array([0.0, 0.0, 1.0])
 
 

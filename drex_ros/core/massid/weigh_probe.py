@@ -31,9 +31,8 @@ import pinocchio as pin
 
 from drex_ros.core.massid.push_probe import ProbePlan, ProbePlanError
 from drex_ros.core.robot.grasp_plan import HAND_CLOSED, HAND_OPEN, GraspPlanError, GraspTiming, min_jerk, plan_grasp
-from drex_ros.core.robot.model import ARM_JOINTS, robot_model
+from drex_ros.core.robot.model import N_ARM, robot_model
 
-N_ARM = len(ARM_JOINTS)
 # How far below the grasp pose the object is set down. Pressing lower (tried for spheres, which
 # the grip squeezes up in the hand) made the fingers slide up the object and flick it on release.
 SET_DOWN_PRESS = 0.0  # m

@@ -8,7 +8,8 @@ import numpy as np
 
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassEstimate, MassIdConfig
-from drex_ros.core.massid.weigh import GRAVITY, vertical_load
+from drex_ros.core.massid.weigh import vertical_load
+from drex_ros.core.robot.model import GRAVITY
 
 
 def plot_weighing(rec: Recording, est: MassEstimate, path: str | Path, cfg: MassIdConfig | None = None,

@@ -160,3 +160,14 @@ def _yaw_axis_error(estimate: np.ndarray, truth: np.ndarray) -> float:
         return float("nan")
     diffs = [abs((yaw_est - y + np.pi / 4) % (np.pi / 2) - np.pi / 4) for y in yaws]
     return float(np.degrees(min(diffs)))
+
+
+def noisy_quat(q: np.ndarray, sigma_rad: float, rng: np.random.Generator) -> np.ndarray:
+    """q (w, x, y, z) turned by a normal angle of `sigma_rad` about a random axis: a camera's rotation noise."""
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    ang = sigma_rad * rng.normal()
+    w1, x1, y1, z1 = np.cos(ang / 2), *(np.sin(ang / 2) * axis)
+    w2, x2, y2, z2 = q
+    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pinocchio as pin
 
-from drex_ros.core.robot.model import ARM_JOINTS, RobotModel, robot_model
+from drex_ros.core.robot.model import N_ARM, RobotModel, robot_model
 from drex_ros.core.robot.objects import half_extents
 
-N_ARM = len(ARM_JOINTS)
 # Hand postures (16 Allegro joints) solved once from the hand's kinematics: OPEN puts the
 # middle fingertip 6.5 cm and the thumb tip 5.3 cm either side of a point 8.5 cm below the
 # palm; CLOSED puts them 2 cm past it, so contact leaves the joints saturated. Index and

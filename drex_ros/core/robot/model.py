@@ -17,6 +17,7 @@ import pinocchio as pin
 from drex_ros.core.robot.description import robot_urdf
 
 ARM_JOINTS: tuple[str, ...] = tuple(f"panda_joint{i}" for i in range(1, 8))
+N_ARM = len(ARM_JOINTS)
 HAND_JOINTS: tuple[str, ...] = tuple(f"joint_{i}.0" for i in range(16))
 JOINT_NAMES: tuple[str, ...] = ARM_JOINTS + HAND_JOINTS
 FINGERS: dict[str, tuple[str, ...]] = {
@@ -35,6 +36,7 @@ FINGERTIP_FRAMES: dict[str, str] = {
 # A comfortable arm posture above the table with the hand open; used as the home pose.
 HOME_ARM = (0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.785)
 
+GRAVITY = 9.81  # m/s^2, as MuJoCo's default and pinocchio's model use
 
 @dataclass(frozen=True)
 class JointLimits:
@@ -110,22 +112,12 @@ class RobotModel:
         self._update(q)
         return self.data.oMf[self._palm].copy()
 
-    def fingertip_positions(self, q: np.ndarray) -> dict[str, np.ndarray]:
-        """World positions of the four fingertip centres."""
-        self._update(q)
-        return {f: self.data.oMf[i].translation.copy() for f, i in self._tips.items()}
-
     def frame_positions(self, q: np.ndarray) -> dict[str, np.ndarray]:
         """Palm and fingertip positions in one FK pass (keys: palm, index, ...)."""
         self._update(q)
         out = {"palm": self.data.oMf[self._palm].translation.copy()}
         out.update({f: self.data.oMf[i].translation.copy() for f, i in self._tips.items()})
         return out
-
-    def gravity_torques(self, q: np.ndarray) -> np.ndarray:
-        """Joint torques that hold the robot still against gravity (canonical order)."""
-        tau = pin.computeGeneralizedGravity(self.model, self.data, self._to_pin(q))
-        return tau[self._pin_index]
 
     def solve_palm_ik(
         self,
@@ -174,7 +166,3 @@ class RobotModel:
 def robot_model() -> RobotModel:
     """Shared read-only instance (building the model parses the URDF)."""
     return RobotModel()
-
-
-def joint_limits() -> JointLimits:
-    return robot_model().limits

@@ -108,10 +108,6 @@ class Scene:
         q = self.data.qpos
         return q[self._obj_qpos:self._obj_qpos + 3].copy(), q[self._obj_qpos + 3:self._obj_qpos + 7].copy()
 
-    def object_velocity(self) -> np.ndarray:
-        """Linear (world) and angular (body) velocity of the object, 6 values."""
-        return self.data.qvel[self._obj_dof:self._obj_dof + 6].copy()
-
     def set_object_pose(self, position: np.ndarray, quat_wxyz: np.ndarray) -> None:
         self.data.qpos[self._obj_qpos:self._obj_qpos + 3] = position
         self.data.qpos[self._obj_qpos + 3:self._obj_qpos + 7] = quat_wxyz
@@ -127,12 +123,6 @@ class Scene:
         self.model.body_inertia[self._object_body] = object_inertia(cfg.shape, cfg.size, mass)
         mujoco.mj_setConst(self.model, self.data)
         cfg.mass = mass
-
-    def set_object_friction(self, friction: float) -> None:
-        if not (friction > 0 and np.isfinite(friction)):
-            raise ValueError(f"object friction must be positive, got {friction}")
-        self.model.geom_friction[self.model.geom("object_geom").id, 0] = friction
-        self.config.object.friction = friction
 
     def frame_position(self, body_name: str) -> np.ndarray:
         return self.data.xpos[self.model.body(body_name).id].copy()

@@ -78,6 +78,13 @@ class SceneConfig:
     timestep: float = TIMESTEP
 
 
+def joint_gains() -> dict[str, dict[str, float]]:
+    """{joint: {"kp", "kd"}} of the simulated position actuators: what policy_node checks a
+    model's training gains against when no real robot's gains are configured."""
+    arm = {j: {"kp": ARM_KP[i], "kd": ARM_KD[i]} for i, j in enumerate(ARM_JOINTS)}
+    return {**arm, **{j: {"kp": HAND_KP, "kd": HAND_KD} for j in JOINT_NAMES if j not in ARM_JOINTS}}
+
+
 def object_inertia(shape: str, size: tuple[float, ...], mass: float) -> np.ndarray:
     """Principal moments of a solid box, cylinder or sphere (kg*m^2)."""
     if shape == "box":
@@ -113,12 +120,12 @@ def _robot_spec() -> mujoco.MjSpec:
     for body in spec.bodies:
         body.gravcomp = 1.0
     limits = robot_model().limits
+    gains = joint_gains()
     for i, name in enumerate(JOINT_NAMES):
         arm = name in ARM_JOINTS
         joint = spec.joint(name)
         joint.armature = ARM_ARMATURE if arm else HAND_ARMATURE
-        kp = ARM_KP[i] if arm else HAND_KP
-        kd = ARM_KD[i] if arm else HAND_KD
+        kp, kd = gains[name]["kp"], gains[name]["kd"]
         act = spec.add_actuator(name=name, target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
         act.gainprm[0] = kp
         act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
