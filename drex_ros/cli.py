@@ -39,6 +39,16 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _bench_usage() -> str:
+    lines = ["usage: drex bench NAME [options]   (drex bench NAME --help for its options)", "", "benches:"]
+    return "\n".join(lines + [f"  {name:<12} {help_}" for name, help_ in BENCHES.items()])
+
+
+def _first_paragraph(doc: str | None) -> str:
+    """A module docstring's first paragraph as one line: argparse's description."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
 def _load(module_name: str, label: str):
     try:
         return importlib.import_module(module_name)
@@ -61,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     if name == "bench":
         if not rest or rest[0] not in BENCHES:
-            print("usage: drex bench {" + ",".join(BENCHES) + "} [--json]", file=sys.stderr)
-            return 2
+            asked_help = rest[:1] in (["-h"], ["--help"])
+            print(_bench_usage(), file=sys.stdout if asked_help else sys.stderr)
+            return 0 if asked_help else 2
         name, rest, module_name = f"bench {rest[0]}", rest[1:], f"drex_ros.bench.{rest[0]}"
     elif name in COMMANDS:
         module_name = COMMANDS[name][0]
@@ -72,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     module = _load(module_name, name)
     if module is None:
         return 2
-    parser = argparse.ArgumentParser(prog=f"drex {name}", description=(module.__doc__ or "").strip().split("\n")[0])
+    parser = argparse.ArgumentParser(prog=f"drex {name}", description=_first_paragraph(module.__doc__))
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     args.ros_args = ros_args
