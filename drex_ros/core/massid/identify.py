@@ -1,49 +1,30 @@
-"""Mass identification: D-REX's real-to-sim matching, on a statistic that survives contact chaos.
+"""Mass identification from a push: D-REX's real-to-sim matching, on a statistic that survives contact chaos.
 
-Pipeline (each step says why it exists):
-
-1. Find the push in the recording from the object poses alone (no ground truth, no probe
-   metadata): the resting pose before it (median of many noisy frames, so 2 mm / 1 deg camera
-   noise averages down), the push direction, and the window until the object rests again.
-   Too-short bags, objects that never moved, lost joint states and missing efforts are clear
-   errors (RecordingError), never a number. Joint states that contradict their neighbours
-   (mis-stamped: a clock that rounded 8.9999999 s to 8.0 s put the state of one second later
-   among them) are dropped first; more than 0.5% of them and the recording is refused.
-2. Command delay: the driver applies a command some milliseconds after its stamp; fitted on the
-   contact-free motion before the push (one batched rollout over a grid of delays).
-3. The recorded push force and its direct reading (force_regression.fit_push): mass and
-   friction from the arm's joint efforts by inverse dynamics and a linear regression; for a
-   sphere, the momentum it took over the speed it rolled away at (camera).
-4. Real-to-sim: replay the push in the MuJoCo scene (same robot, gains, timestep), driven by the
-   position targets the drivers actually applied, recovered from the joint states (PD law
-   inverted; the recorded commands, shifted by the fitted delay, where that is impossible) -
-   the command path's jitter (smoother, safety, DDS) would otherwise make the replay a
-   different push. Candidate parameters are applied as `mujoco.sysid` Parameters with spec
-   modifiers; rollouts are batched in threads by `mujoco.rollout`. Each replay is read exactly
-   like the recording.
-   The parameters are those whose replay reads like the recording (indirect inference): the
-   reading's Jacobian J from replays at the direct reading +- 0.2 (log units), then a few
-   Gauss-Newton steps on it inside the sysid Parameter's bounds (SimCalibrator).
-   Where this departs from sysid's default (matching the trajectories sample by sample, which
-   we built first, trajectory_match.TrajectoryMatcher.residuals): two realisations of this
-   push are chaotic relative to each other (measured: +-1% in mass changes the force trace as
-   much as +-5-10%), so the sample-by-sample loss is a noisy floor with a long shallow valley
-   m (a + mu g) = const, and LM (or a grid) lands anywhere along it. The regression reading
-   averages the chaos over the whole push and is nearly linear in the parameters. And not
-   sysid.optimize's LM (used before) on that reading: every evaluation is a noisy sample, and
-   its Armijo backtracking took the noise for failed steps (10 evaluations for 3 iterations).
-5. Camera clock offset: a 1-D scan of the pose time shift on the fitted replay (re-interpolation,
-   no rollouts); the pose residual is reported.
-6. Verdict and standard deviation: the covariance of the reading between replays jittered by 1%
-   (the chaos the recording is one sample of), pooled over every group of replays evaluated
-   (Jacobian probes, Gauss-Newton steps, a batch of 8 at the fit), through J^-1. Relative
-   std above `max_rel_std` (7.5%: twice it within 15%), a fit at the mass bounds, no replay
-   reading like the recording, or a replay at the fit whose push force misses the recorded one
-   sample by sample by more than `max_force_misfit` N and twice as much as replays at the fit
-   miss each other (the reading agreed, the push did not) -> "unidentifiable", with no mass.
-   Is the std honest enough to give numbers at a larger one? Error/std over in-process pushes:
-   RMS 1.0 over 26 with a std (former probe) but heavy-tailed - 25 within 1.2, one at -4.1 - and
-   0.76 over the 20 this probe identified. Too few and too tailed to widen the 7.5%: kept.
+1. Find the push in the object poses alone (no ground truth, no probe metadata): the resting
+   pose before it, the push direction, and the window until the object rests again. Unusable
+   recordings (too short, the object never moved, lost or mis-stamped joint states, no
+   efforts) raise RecordingError, never a number. A recording with a lift in it is weighed
+   instead (weigh.py).
+2. Command delay: fitted on the contact-free motion before the push (one batched rollout over
+   a grid of delays).
+3. The push force from the arm's joint efforts (inverse dynamics) and its direct reading of
+   mass and friction (force_regression.fit_push); for a sphere, momentum over the speed it
+   rolled away at.
+4. Real-to-sim: the push is replayed in MuJoCo, driven by the position targets the drivers
+   applied (recovered from the joint states), with candidate parameters applied as
+   `mujoco.sysid` Parameters and rollouts batched by `mujoco.rollout`. Each replay is read
+   exactly like the recording, and the parameters are those whose replay reads like the
+   recording (indirect inference): a Jacobian from replays at +-jacobian_step, then a few
+   Gauss-Newton steps inside the Parameter's bounds (SimCalibrator). Not a sample-by-sample
+   trajectory loss: two realisations of one push are chaotic relative to each other, so that
+   loss has a long flat valley along m (a + mu g) = const, while the regression reading
+   averages the chaos over the whole push and is nearly linear in the parameters. Not an
+   Armijo line search either: every evaluation is a noisy sample.
+5. Camera clock offset: a 1-D scan of the pose time shift on the fitted replay.
+6. Verdict and standard deviation: the reading's covariance between replays jittered by
+   chaos_jitter, pooled over every group of replays, through J^-1. Too large a relative std, a
+   fit at the bounds, no replay reading like the recording, or a replay at the fit whose push
+   force misses the recorded one by more than the chaos allows -> "unidentifiable", no mass.
 """
 
 from __future__ import annotations

@@ -31,43 +31,21 @@ So the probe, with the back of the palm: creep into contact at 3 cm/s (small imp
 starts from rest), scrub 3.5 s at 3 cm/s with +-6 mm vertical at 2 Hz, then a quick speed-up to
 0.35 m/s (a != 0, more inertial information) and a stop, all with persistent contact (the
 object stops with the palm; no separation and re-impact, which is what makes losses jagged).
-The scrub's length is what averages the chaos: from 1 s to 2.5 s the mass reading's scatter
-between replays fell from 5.2% to 2.7% (box 0.23 kg, mu 0.47) and from 8.5% to 4.9% (cylinder
-0.16 kg, mu 0.53), a little better than 1/sqrt(time). (A speed modulation along the push,
-+-0.03 m/s at 4 Hz instead of the vertical scrub, did not beat it.)
+The scrub's length is what averages the chaos (the reading's scatter between replays falls a
+little faster than 1/sqrt(time)).
 
-Where the travel goes, and what the push keeps (measured: the bench's 13 boxes and cylinders
-recorded in-process, two noise seeds, identified as in the bench; "n/13" = identified with a
-relative std <= 7.5%; errors over those). With the former 2.5 s scrub and 0.12 s held at
-0.35 m/s the object travelled 15 cm: 11/13 and 11/13, median error 2.1%, p90 ~6.7%.
-* Scrub 3.5 s, no hold at peak speed (this probe), 13.5-14 cm: 10/13 and 10/13, median 1.1%,
-  p90 ~4%, the std about 0.8x (geometric mean); error/std RMS 0.76.
-* Capping the travel at 8-10 cm costs information and identifications: no speed-up at all
-  (9.5 cm) fitted light objects at the mass bound (the regression's inertial term is then
-  undetermined); a gentle one (0.03 -> 0.06 m/s, 9 cm) read a 0.05 kg box 137% off with a
-  claimed 26% std, and a moderate one (0.15 m/s, 9.5 cm) identified 8/13 (std ~1.3x); a slower
-  scrub (2 cm/s for 3.5 s, 9.5 cm) slides too slowly to be read (see massid reading_min_speed).
-* A 4 Hz scrub put the direct reading 30-60% off (the arm's own vertical inertia dominates);
-  a 4 s scrub lowered the std further but pushed objects 19.6 cm, out of the demo's grasp.
-* Several shorter pushes instead of one (a bootstrap over pushes for the std): each push costs
-  its approach and stop, so at equal travel they carry less sliding time than one push, and
-  the replays cost the same per second pushed; a push back from the far side (travel ~0) would
-  need the palm lifted over the object and twice the replay time (the 3 s wall-time budget).
-  Not built; the std comes from the replays' scatter (massid).
+The scrub's length and the final speed-up trade information against travel (13.5-14 cm, within
+the task's grasp); the measurements behind that choice are in MODEL_CARD.md ("Push probe design").
+
 A rolling sphere has no friction to measure and leaves a palm that stops accelerating: it gets
 one short, hard speed-up from contact and rolls away; its mass is the momentum it took over the
 speed it rolls away at (integral of F + F_z = 7/5 m v, massid / force_regression). That
 carries little: the sphere feels a force only while the palm speeds up (about 2 m/s^2 for
 0.17 s), F = 7/5 m a = 2.8 N per kg for 0.2 s, where a box's scrub carries mu m g = 3-10 N per
-kg for 3.5 s: by (F/m)^2 T, two orders of magnitude less information per kg. Measured on 9
-eval node-chain sphere bags with a readable push, the replays given the true friction: their
-readings scatter by 8-32% and the fits land 2-95% off, so the unknown friction is not what
-limits it. Weighing a lifted object (F = m g = 9.8 N per kg for as long as it is held: 1 s
-carries some 70x what this push does) is what a sphere needs: a prehensile probe. Until there
-is one, mass_id_node does not push a sphere at all (`push_spheres`): the push rolls it out of
-reach (in-process it left the palm at 0.34 m/s and was 63 cm away when the probe ended; this
-scene's table has no rolling resistance), so the task could not grasp it afterwards, and the
-answer would be "unidentifiable" anyway.
+kg for 3.5 s: by (F/m)^2 T, two orders of magnitude less information per kg. Weighing a lifted
+object (F = m g for as long as it is held) carries far more: a sphere is not pushed by default
+(`push_spheres`), since the push also rolls it out of the task's reach; the measurements are in
+MODEL_CARD.md.
 
 Why the back of the palm and not the fingers: the Allegro fingers are PD joints of 3 N*m/rad
 with a 0.7 N*m limit; they fold under the 15 N a 1.5 kg object with mu = 1 needs. The palm is

@@ -37,21 +37,12 @@ class MassIdConfig:
     max_calibration_misfit: float = 0.15  # log units left between replay and recording readings (or 3 std)
     lm_iterations: int = 2  # Gauss-Newton steps from the direct reading
     reading_max_speed: float = float("inf")  # m/s: palm speeds the reading of a sliding push uses
-    # m/s: slower palm samples are left out of the reading. The palm face slows on the scrub's
-    # downstroke (it presses the object into the table and the compliant wrist yields) and the object
-    # nearly sticks: there friction is below mu N. Measured on 7 in-process pushes: 0.008 let those
-    # samples in and read light objects 20-120% off; 0.015 and 0.025 changed nothing systematic.
+    # m/s: slower palm samples are left out of the reading: where the palm slows (the scrub's
+    # downstroke) the object nearly sticks and friction is below mu N.
     reading_min_speed: float = 0.02
-    # Relative mass error added in quadrature for a sphere. Its impulse reading missed the truth by
-    # 6-12% in 4 of 5 pushes (in-process and through the node chain) while its replays scattered by
-    # only 1-4% around it: a model error the chaos does not show (the camera's release speed?).
-    # Measured since (1.5 kg sphere, r 2.6 cm, in-process, the true palm contact force from MuJoCo):
-    # the palm touches at the equator but its friction drives the sphere down (impulse of F 3.5 N*s,
-    # of F + F_z only 0.76), and even the true F + F_z read 12% high, the estimated one 24%: the
-    # reading's premise (rolling without slip when its speed is measured) needs checking first.
-    # Then the 46 node-chain probes of `drex eval --probe` (commit d24f24e): 4 of 22 spheres passed
-    # every check at 0.06 and read -44, +13, -10, -4% (a 0.103 kg sphere as 0.058 +/- 0.004 kg, and
-    # the grasp given that mass dropped it). The model error is ~20%, so a sphere gets no number.
+    # Relative mass error added in quadrature for a sphere: its impulse reading carries a model
+    # error (~20%, MODEL_CARD.md) that the replays' scatter does not show, so a sphere's push gets
+    # no number.
     sphere_model_error: float = 0.20
     uncertainty_replays: int = 8  # replays at the fit whose scatter gives the standard deviation
     move_threshold: float = 0.008  # m: the object moved when it is this far from its resting pose
@@ -62,19 +53,14 @@ class MassIdConfig:
     settle_after: float = 0.25  # s kept after the object comes to rest
     delay_grid: tuple[float, float, float] = (-0.004, 0.026, 0.003)  # start, stop, step (s)
     pose_offset_grid: tuple[float, float, float] = (-0.15, 0.15, 0.005)
-    # Relative mass std above this -> unidentifiable. Measured through the node chain, the error
-    # reached 1.5-2.4 of the reported std, so a number is given only when twice its std is within
-    # 15% (a 0.4 kg box read as 0.506 +/- 0.063 kg passed the former 0.25).
+    # Relative mass std above this -> unidentifiable: through the node chain the error reached
+    # 1.5-2.4 reported std, so a number is given only when twice its std is within 15%.
     max_rel_std: float = 0.075
     # RMS (N) of the push force between the replay at the fit and the recording, sample by sample
-    # (low-passed), allowed whatever the chaos (the ratio below governs above it). Right fits of
-    # light objects, whose replays agree to 0.02-0.05 N, missed by 0.03-0.12 N; a 0.099 kg
-    # cylinder read as 0.065 +/- 0.004 kg (friction 0.84 for 0.57: along the m * mu valley) missed
-    # by 0.27 N and passed the former 1 N. Right fits of heavy objects miss by 0.5-3 N, within 2x
-    # their replays' own 0.6-2.4 N.
+    # (low-passed), allowed whatever the chaos; above it the ratio below governs. Right fits of
+    # light objects miss by ~0.1 N; a fit along the m * mu valley misses by more.
     max_force_misfit: float = 0.2
-    # ... and this many times the RMS between two replays at the fit (the chaos): two realisations
-    # of a 4 N push of a 0.4-0.5 kg object at mu ~1 differ by 1.2-1.5 N sample by sample.
+    # ... and this many times the RMS between two replays at the fit (the chaos).
     max_force_misfit_ratio: float = 2.0
     min_joint_coverage: float = 0.8  # fraction of the driver's joint states present during the push
     max_joint_gap: float = 0.05  # s
@@ -91,9 +77,8 @@ class MassIdConfig:
     weigh_model_error: float = 0.01
     weigh_max_drift: float = 0.03
     # When a push is weighed as well (weigh.weighing_reason): its relative std is above this
-    # (or it gave no number), and it does not read the object heavier than `weigh_max_mass`.
-    # The full grip lifted 27 of 28 bench-sized boxes and cylinders at 0.6 kg, 25 of 28 at
-    # 0.9 kg (two slipped), and dropped a 1.07 kg box (measured in-process).
+    # (or it gave no number), and it does not read the object heavier than `weigh_max_mass`,
+    # which the full grip may drop.
     weigh_above_rel_std: float = 0.02
     weigh_max_mass: float = 0.75  # kg
     weights: MatchWeights = field(default_factory=MatchWeights)
