@@ -18,10 +18,7 @@ Optionally saves each probe as an MCAP bag.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,14 +33,21 @@ from std_srvs.srv import Trigger
 
 from drex_ros.core.bag import BagError
 from drex_ros.core.identify_reply import unidentifiable_reply
-from drex_ros.core.massid.identify import identify
+from drex_ros.core.massid.probe_runner import (
+    CommandStream,
+    ProbeBuffers,
+    ProbePolicy,
+    StreamSettings,
+    latest_joint_positions,
+    probe_and_identify,
+    resting_pose,
+    wait_for_joint_states,
+)
 from drex_ros.core.massid.push_probe import ProbeConfig, ProbeError, ProbePlan, ProbePlanError, plan_probe
 from drex_ros.core.massid.recording import write_recording
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassEstimate, MassIdConfig, RecordingError
-from drex_ros.core.massid.weigh import weighing_reason, with_push_friction
 from drex_ros.core.massid.weigh_probe import plan_weigh_probe
-from drex_ros.core.robot.grasp_plan import object_yaw
 from drex_ros.core.robot.model import JOINT_NAMES, robot_model
 from drex_ros.nodes.ros_io import (
     LATCHED_QOS,
@@ -53,8 +57,6 @@ from drex_ros.nodes.ros_io import (
     spin_node,
     to_sec,
 )
-
-JOINT_CATCH_UP_S = 30.0  # wall seconds the joint-state callbacks may lag behind the probe's end
 
 PARAMETERS = {
     "object_shape": "box",
@@ -96,10 +98,6 @@ PARAMETERS = {
     "weigh_max_mass": 0.75,
     "weigh_spheres": False,
 }
-SPHERE_NOT_PUSHED = ("a sphere is not pushed: it rolls off the palm and on out of reach (in-process it left at "
-                     "0.34 m/s and was 63 cm away when the probe ended), and its push reads the mass only to "
-                     "+/-20%; push_spheres:=true pushes it anyway")
-BUFFER_S = 60.0
 QUEUE = 5000
 
 
@@ -113,13 +111,10 @@ class MassIdNode(Node):
         self._names = list(JOINT_NAMES)
         self._diag = Diagnostics(self)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._buffers = ProbeBuffers()
         data_group = ReentrantCallbackGroup()
         # Joint states in their own exclusive group: handled one at a time, in arrival order.
         joint_group = MutuallyExclusiveCallbackGroup()
-        self._lock = threading.Lock()
-        self._joints: deque = deque()  # (stamp, recv, q, v, effort)
-        self._commands: deque = deque()  # (stamp, recv, q)
-        self._poses: deque = deque()  # (stamp, recv, position, quat wxyz)
         # Deep queues: every joint state and command matters (the force is inverted step by step).
         self.create_subscription(JointState, p("joint_states_topic"), self._on_joints, QUEUE,
                                  callback_group=joint_group)
@@ -131,14 +126,7 @@ class MassIdNode(Node):
         self.create_service(Trigger, p("service"), self._on_identify,
                             callback_group=MutuallyExclusiveCallbackGroup())
         self._timer_group = MutuallyExclusiveCallbackGroup()
-        self._plan = None
-        self._k = 0  # last probe command sent: never goes back
-        self._t_start = 0.0
-        self._t_last_tick = 0.0
-        self._stalls: list[float] = []  # pauses inserted into the running probe (s)
-        self._done = threading.Event()
-        self._abort_reason = ""
-        self._timer = None
+        self._stream = CommandStream(StreamSettings(), self._now, self._publish_command)
         self.get_logger().info(f"ready: {p('service')} probes a {p('object_shape')} {list(p('object_size'))} m")
 
     def _param(self, name: str):
@@ -151,117 +139,35 @@ class MassIdNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     # --- recording ---------------------------------------------------------------------
-    def _trim(self, buf: deque, now: float) -> None:
-        while buf and buf[0][1] < now - BUFFER_S:
-            buf.popleft()
-
     def _on_joints(self, msg: JointState) -> None:
         if list(msg.name) == self._names and len(msg.velocity) == len(msg.effort) == len(self._names):
             q, v, e = np.array(msg.position), np.array(msg.velocity), np.array(msg.effort)  # fast path
         else:
             a = joint_state_arrays(msg, JOINT_NAMES)
             q, v, e = a["position"], a["velocity"], a["effort"]
-        now = self._now()
-        with self._lock:
-            self._joints.append((to_sec(msg.header.stamp), now, q, v, e))
-            self._trim(self._joints, now)
+        self._buffers.add(self._buffers.joints, (to_sec(msg.header.stamp), self._now(), q, v, e))
 
     def _on_command(self, msg: JointState) -> None:
         a = joint_state_arrays(msg, JOINT_NAMES)
-        now = self._now()
-        with self._lock:
-            self._commands.append((to_sec(msg.header.stamp), now, a["position"]))
-            self._trim(self._commands, now)
+        self._buffers.add(self._buffers.commands, (to_sec(msg.header.stamp), self._now(), a["position"]))
 
     def _on_pose(self, msg: PoseStamped) -> None:
         p, o = msg.pose.position, msg.pose.orientation
-        now = self._now()
-        with self._lock:
-            self._poses.append((to_sec(msg.header.stamp), now, np.array([p.x, p.y, p.z]),
-                                np.array([o.w, o.x, o.y, o.z])))
-            self._trim(self._poses, now)
-
-    def _recording(self, t_from: float) -> Recording:
-        with self._lock:
-            joints = [j for j in self._joints if j[0] >= t_from]
-            commands = [c for c in self._commands if c[1] >= t_from]
-            poses = [p for p in self._poses if p[0] >= t_from]
-        if len(joints) < 50 or len(commands) < 10 or len(poses) < 10:
-            raise RecordingError(f"too little data recorded: {len(joints)} joint states, {len(commands)} "
-                                 f"commands on {self._param('applied_command_topic')}, {len(poses)} object poses")
-        joints.sort(key=lambda j: j[0])  # stamp order (callbacks may deliver out of order)
-        joints = [j for i, j in enumerate(joints) if i == 0 or j[0] > joints[i - 1][0]]
-        poses.sort(key=lambda p: p[0])
-        jt = np.array([j[0] for j in joints])
-        # Command stamps pass through smoother and safety; a stamp off the joint clock (e.g. a
-        # watchdog hold stamped on another clock) is replaced by its receipt time.
-        stamps, recv = np.array([c[0] for c in commands]), np.array([c[1] for c in commands])
-        ct = np.where(np.abs(stamps - recv) < 0.5, stamps, recv)
-        order = np.argsort(ct, kind="stable")
-        keep = order[np.r_[True, np.diff(ct[order]) > 0]]
-        v = np.array([j[3] for j in joints])
-        shape, size = self._object()
-        return Recording(shape, size, jt, np.array([j[2] for j in joints]), v if np.all(np.isfinite(v)) else None,
-                         np.nan_to_num(np.array([j[4] for j in joints])), ct[keep],
-                         np.array([c[2] for c in commands])[keep], np.array([p[0] for p in poses]),
-                         np.array([p[2] for p in poses]), np.array([p[3] for p in poses]))
+        self._buffers.add(self._buffers.poses, (to_sec(msg.header.stamp), self._now(), np.array([p.x, p.y, p.z]),
+                                                np.array([o.w, o.x, o.y, o.z])))
 
     # --- probe execution -------------------------------------------------------------------
-    def _tick(self) -> None:
-        plan = self._plan
-        if plan is None:
-            return
-        # A stalled node (a loaded host can starve this Python timer) sent nothing meanwhile and
-        # the drivers held the last target. Jumping to the command for the current time would be
-        # a step of centimetres, a lurch into the object (bench box 0.14 kg: gaps of 0.5 and 1.3 s
-        # in the applied commands during its push, steps of up to 0.17 rad after them, a push the
-        # replay could not reproduce: 9 N force misfit). The plan is paused instead and resumes
-        # where it stopped. (Stalls downstream - smoother, safety, DDS - are not seen here.)
-        rate = float(self._param("command_rate_hz"))
-        now = self._now()
-        gap = now - self._t_last_tick
-        if self._k > 0 and gap > float(self._param("stall_pause_s")) \
-                and sum(self._stalls) + gap <= float(self._param("stall_budget_s")):
-            self._t_start += gap - 1.0 / rate
-            self._stalls.append(gap)
-        self._t_last_tick = now
-        # Monotonic: a clock that jumps back (a mis-stamped /clock message) must not replay an
-        # earlier part of the probe - that is a jerk of the arm in the middle of the push.
-        k = max(self._k, int((now - self._t_start) * rate))
-        self._k = k
-        if k >= len(plan.commands):
-            self._done.set()
-            k = len(plan.commands) - 1
-        msg = make_joint_state(self.get_clock().now().to_msg(), JOINT_NAMES, plan.commands[k],
-                               effort=self._limits.effort)
-        self._pub_cmd.publish(msg)
-
-    def _resting_pose(self) -> tuple[np.ndarray, float]:
-        n = int(self._param("rest_poses"))
-        deadline = time.monotonic() + float(self._param("pose_wait_s"))
-        while time.monotonic() < deadline:
-            with self._lock:
-                recent = [p for p in self._poses if p[1] > self._now() - 2.0]
-            if len(recent) >= n:
-                pos = np.median(np.array([p[2] for p in recent[-n:]]), axis=0)
-                return pos, object_yaw(recent[-1][3])
-            time.sleep(0.05)
-        raise ProbeError(f"fewer than {n} object poses on {self._param('object_pose_topic')} in the last 2 s: "
-                         "is the object tracked?")
+    def _publish_command(self, q: np.ndarray) -> None:
+        self._pub_cmd.publish(make_joint_state(self.get_clock().now().to_msg(), JOINT_NAMES, q,
+                                               effort=self._limits.effort))
 
     def _start_state(self) -> tuple[np.ndarray, np.ndarray, float]:
         """The latest complete joint positions and the object's resting position and yaw."""
-        deadline = time.monotonic() + float(self._param("pose_wait_s"))
-        while True:
-            with self._lock:
-                last = self._joints[-1] if self._joints else None
-            if (last is not None and np.all(np.isfinite(last[2]))) or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        if last is None or not np.all(np.isfinite(last[2])):
-            raise ProbeError(f"no complete joint state on {self._param('joint_states_topic')}")
-        position, yaw = self._resting_pose()
-        return last[2], position, yaw
+        wait = float(self._param("pose_wait_s"))
+        q = latest_joint_positions(self._buffers, wait, self._param("joint_states_topic"))
+        position, yaw = resting_pose(self._buffers, self._now, int(self._param("rest_poses")), wait,
+                                     self._param("object_pose_topic"))
+        return q, position, yaw
 
     def _push(self) -> Recording:
         q, position, yaw = self._start_state()
@@ -281,50 +187,29 @@ class MassIdNode(Node):
 
     def _execute(self, plan: ProbePlan) -> Recording:
         """Stream the plan's commands; the recording from 1 s before its start to its end."""
+        p = self._param
         t_from = self._now() - 1.0
-        if self._abort_reason:  # shutting down: no new timer on a node about to be destroyed
-            raise ProbeError(f"probe aborted: {self._abort_reason}")
-        self._done.clear()
-        self._t_start = self._t_last_tick = self._now()
-        self._k = 0
-        self._stalls = []
-        self._plan = plan
-        # Ticks on the steady clock, commands indexed by (sim) time: a sim that runs slower than
-        # real time gets its command repeated rather than none (safety's watchdog holds the arm
-        # after 0.1 s without a command, which would turn the push into stop-and-go).
-        self._timer = self.create_timer(1.0 / float(self._param("command_rate_hz")), self._tick,
-                                        callback_group=self._timer_group, clock=self._steady)
-        finished = self._done.wait(timeout=float(self._param("probe_timeout_s")))
-        self.destroy_timer(self._timer)
-        self._plan = None
-        if self._stalls:
-            self.get_logger().warning(f"the probe was paused {len(self._stalls)} times for command stalls of this "
-                                      f"node (longest {max(self._stalls):.2f} s, {sum(self._stalls):.2f} s in all)")
-        if self._abort_reason:
-            raise ProbeError(f"probe aborted: {self._abort_reason}")
-        if not finished:
-            raise ProbeError(f"the probe did not finish within {self._param('probe_timeout_s')} s (is time running?)")
-        # Callbacks may lag on a busy host: wait until the joint states caught up with the end,
-        # and never identify from a recording whose end (the push) is missing.
-        t_end = self._now()
-        deadline = time.monotonic() + JOINT_CATCH_UP_S
-        caught_up = False
-        while not caught_up and time.monotonic() < deadline and not self._abort_reason:
-            with self._lock:
-                last = self._joints[-1][0] if self._joints else float("-inf")
-            caught_up = last >= t_end - 0.01
-            time.sleep(0.02)
-        if not caught_up:
-            raise RecordingError(f"the recorded joint states end {t_end - last:.2f} s before the probe did, "
-                                 f"{JOINT_CATCH_UP_S:.0f} s after it: this node could not keep up with "
-                                 "/joint_states, and the push is not in the recording")
+        self._stream.settings = StreamSettings(float(p("command_rate_hz")), float(p("probe_timeout_s")),
+                                               float(p("stall_pause_s")), float(p("stall_budget_s")))
+        self._stream.start(plan)
+        timer = self.create_timer(1.0 / float(p("command_rate_hz")), self._stream.tick,
+                                  callback_group=self._timer_group, clock=self._steady)
+        try:
+            self._stream.wait()
+        finally:
+            self.destroy_timer(timer)
+            stalls = self._stream.stalls
+            if stalls:
+                self.get_logger().warning(f"the probe was paused {len(stalls)} times for command stalls of this "
+                                          f"node (longest {max(stalls):.2f} s, {sum(stalls):.2f} s in all)")
+        wait_for_joint_states(self._buffers, self._now(), lambda: bool(self._stream.abort_reason))
         self.get_logger().info("probe done")
-        return self._recording(t_from)
+        shape, size = self._object()
+        return self._buffers.recording(t_from, shape, size, p("applied_command_topic"))
 
     def abort(self, reason: str) -> None:
         """End a probe in progress now (shutdown): its service call fails with the reason."""
-        self._abort_reason = reason
-        self._done.set()
+        self._stream.abort(reason)
 
     def _config(self) -> MassIdConfig:
         p = self._param
@@ -342,48 +227,12 @@ class MassIdNode(Node):
             self.get_logger().info(saved[-1])
 
     def _probe_and_identify(self, cfg: MassIdConfig, saved: list[str]) -> MassEstimate | None:
-        """The push (none for a sphere), then the weighing probe where the push fell short.
-
-        None when identification is off (the recordings only: the weighing probe follows every
-        push then, and whoever identifies the bags decides which one counts).
-        """
         p = self._param
-        push = None
-        if p("object_shape") == "sphere" and not p("push_spheres"):
-            if not p("weigh_spheres"):
-                raise ProbePlanError(SPHERE_NOT_PUSHED)
-            why = "a sphere is weighed, not pushed"
-        else:
-            rec = self._push()
-            self._save(rec, "massid", saved)
-            if not p("identify"):
-                if not p("weigh_fallback"):
-                    return None
-                why = "identification is off: every push is followed by the weighing probe"
-            else:
-                self.get_logger().info("identifying the push")
-                # A refused push recording raises: no weighing without the push's friction.
-                push = identify(rec, cfg, progress=self.get_logger().info)
-                why = weighing_reason(push, cfg) if p("weigh_fallback") else ""
-                if not why:
-                    return push
-        self.get_logger().info(f"weighing the object: {why}")
-        try:
-            rec = self._weigh()
-            self._save(rec, "weigh", saved)
-            if not p("identify"):
-                return None
-            weighed = identify(rec, cfg, progress=self.get_logger().info)
-        except (RecordingError, ProbePlanError) as exc:
-            weighed, failure = None, str(exc)
-        else:
-            failure = weighed.reason
-        if weighed is not None and weighed.identifiable:
-            return weighed if push is None else with_push_friction(weighed, push, cfg)
-        self.get_logger().warning(f"weighing gave no number ({failure}): the push's answer stands")
-        if push is None:  # a sphere, weighed instead of pushed
-            raise RecordingError(failure)
-        return push if push.identifiable else replace(push, reason=f"{push.reason}; weighing: {failure}")
+        policy = ProbePolicy(p("object_shape"), bool(p("identify")), bool(p("push_spheres")),
+                             bool(p("weigh_spheres")), bool(p("weigh_fallback")))
+        log = self.get_logger().info
+        return probe_and_identify(policy, cfg, self._push, self._weigh, lambda rec, kind: self._save(rec, kind, saved),
+                                  log, self.get_logger().warning)
 
     def _on_identify(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         saved: list[str] = []

@@ -68,6 +68,32 @@ def recording_from_series(series: dict[str, TopicSeries], shape: str, size: tupl
     return Recording(shape, tuple(size), jt, q, v, e, ct, cq, pt, pp, pq)
 
 
+def recording_from_buffers(joints: list[tuple], commands: list[tuple], poses: list[tuple], shape: str,
+                           size: tuple[float, ...], command_topic: str) -> Recording:
+    """Arrays for the identifier from a node's live buffers of (stamp, receipt, values...) tuples.
+
+    Unlike a bag, a live command stream may carry stamps from another clock (a watchdog hold
+    stamped on the steady clock while the rest runs on sim time): such a stamp is replaced by
+    its receipt time. Joint states keep their stamps, the measurement times.
+    """
+    if len(joints) < 50 or len(commands) < 10 or len(poses) < 10:
+        raise RecordingError(f"too little data recorded: {len(joints)} joint states, {len(commands)} "
+                             f"commands on {command_topic}, {len(poses)} object poses")
+    joints = sorted(joints, key=lambda j: j[0])  # stamp order (callbacks may deliver out of order)
+    joints = [j for i, j in enumerate(joints) if i == 0 or j[0] > joints[i - 1][0]]
+    poses = sorted(poses, key=lambda p: p[0])
+    jt = np.array([j[0] for j in joints])
+    stamps, recv = np.array([c[0] for c in commands]), np.array([c[1] for c in commands])
+    ct = np.where(np.abs(stamps - recv) < 0.5, stamps, recv)
+    order = np.argsort(ct, kind="stable")
+    keep = order[np.r_[True, np.diff(ct[order]) > 0]]
+    v = np.array([j[3] for j in joints])
+    return Recording(shape, size, jt, np.array([j[2] for j in joints]), v if np.all(np.isfinite(v)) else None,
+                     np.nan_to_num(np.array([j[4] for j in joints])), ct[keep],
+                     np.array([c[2] for c in commands])[keep], np.array([p[0] for p in poses]),
+                     np.array([p[2] for p in poses]), np.array([p[3] for p in poses]))
+
+
 def read_recording(path: str | Path, shape: str, size: tuple[float, ...],
                    topics: tuple[str, str, str] = PROBE_TOPICS) -> Recording:
     return recording_from_series(read_topics(path, topics), shape, size, topics)
