@@ -18,9 +18,10 @@ from trajectory_msgs.msg import JointTrajectory
 
 from drex_ros.core.policy.build import build_mlp_policy
 from drex_ros.core.policy.contract import ObsField, PolicyContract
+from drex_ros.core.policy.setup import PolicyStartupError
 from drex_ros.core.robot.model import JOINT_NAMES, robot_model
 from drex_ros.node_process import NodeProcess
-from drex_ros.nodes.policy_node import PolicyNode, PolicyStartupError
+from drex_ros.nodes.policy_node import PolicyNode
 from drex_ros.nodes.ros_io import LATCHED_QOS, make_joint_state, to_sec, to_stamp
 from drex_ros.nodes.safety_node import SafetyNode
 from drex_ros.nodes.smoother_node import SmootherNode
@@ -291,7 +292,7 @@ def test_model_path_names_a_shipped_model(tmp_path):
     from pathlib import Path
 
     import drex_ros
-    from drex_ros.nodes.policy_node import resolve_model_path
+    from drex_ros.core.policy.setup import resolve_model_path
 
     models = Path(drex_ros.__file__).resolve().parent / "models"
     assert resolve_model_path(str(tmp_path / "x.onnx")) == tmp_path / "x.onnx"  # absolute: as given

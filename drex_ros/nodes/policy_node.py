@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -31,12 +30,17 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import SetBool
 
-import drex_ros
 from drex_ros.core.policy.contract import ContractError
 from drex_ros.core.policy.loop import ClockRate, LoopConfig, PolicyLoop
 from drex_ros.core.policy.runtime import PolicyModel, RuntimeExpectations, check_contract
+from drex_ros.core.policy.setup import (
+    PolicyStartupError,
+    StateDecimator,
+    object_extents,
+    resolve_model_path,
+    runtime_expectations,
+)
 from drex_ros.core.robot.model import robot_model
-from drex_ros.core.robot.objects import half_extents
 from drex_ros.core.sim.scene_build import joint_gains
 from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, make_joint_state, spin_node, to_sec
 
@@ -74,20 +78,6 @@ LIST_PARAMETERS = {
 LOG_PERIOD_S = 2.0
 
 
-class PolicyStartupError(RuntimeError):
-    """The model cannot be run on this robot with this configuration; the message says why."""
-
-
-def resolve_model_path(path: str) -> Path:
-    """A path as given, or else a bare/relative name inside the package's models/ folder
-    (so parameter files can name a shipped model without knowing where drex is installed)."""
-    given = Path(path).expanduser()
-    if given.is_absolute() or given.exists():
-        return given
-    shipped = Path(drex_ros.__file__).resolve().parent / "models" / given
-    return shipped if shipped.exists() else given
-
-
 class PolicyNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("policy_node", **kwargs)
@@ -111,7 +101,7 @@ class PolicyNode(Node):
         self._state_stamp = None
         self._steps = self._published = 0
         self._period = 1.0 / self.loop.model.contract.control_rate_hz
-        self._next_due = 0.0
+        self._decimator = StateDecimator(self._period)
         self._plan_clock_announced = False
         self._by_state = self._param("trigger") == "joint_states"
         self._pub = self.create_publisher(JointState, self._param("command_topic"), 10)
@@ -143,17 +133,10 @@ class PolicyNode(Node):
             return []
 
     def _expectations(self) -> RuntimeExpectations:
-        joints, kp, kd = self._list("gain_joints"), self._list("gain_kp"), self._list("gain_kd")
-        for label, values in (("gain_kp", kp), ("gain_kd", kd)):
-            if values and len(values) != len(joints):
-                raise PolicyStartupError(f"{label} has {len(values)} values for {len(joints)} gain_joints")
-        gains = {j: {} for j in joints} if joints else joint_gains()  # none configured: the simulator's
-        for j, value in zip(joints, kp, strict=False):
-            gains[j]["kp"] = float(value)
-        for j, value in zip(joints, kd, strict=False):
-            gains[j]["kd"] = float(value)
-        return RuntimeExpectations(control_rate_hz=float(self._param("control_rate_hz")),
-                                   obs_dim=int(self._param("expected_obs_dim")), gains=gains)
+        # No gains configured: the simulator's.
+        return runtime_expectations(self._param("control_rate_hz"), self._param("expected_obs_dim"),
+                                    self._list("gain_joints"), self._list("gain_kp"), self._list("gain_kd"),
+                                    joint_gains())
 
     def _load_checked_model(self) -> PolicyLoop:
         path = self._param("model_path")
@@ -187,18 +170,7 @@ class PolicyNode(Node):
         return PolicyLoop(model, self.robot, config, step_clock=self._clock_rate.seconds if sim_time else base)
 
     def _object_extents(self) -> np.ndarray | None:
-        """Full bounding-box extents (the contract's object_size) from shape + size parameters."""
-        size = self._list("object_size")
-        if not size:
-            return None
-        shape = self._param("object_shape")
-        try:
-            extents = 2.0 * half_extents(shape, tuple(float(v) for v in size))
-        except (ValueError, TypeError) as exc:
-            raise PolicyStartupError(f"object_shape {shape!r} with object_size {size}: {exc}") from exc
-        if extents.shape != (3,) or not np.all(extents > 0):
-            raise PolicyStartupError(f"object_size {size} does not describe a {shape}")
-        return extents
+        return object_extents(self._param("object_shape"), self._list("object_size"))
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -213,19 +185,8 @@ class PolicyNode(Node):
             if ok:
                 self._autostart = False
                 self.get_logger().info(f"autostart: {text}")
-        if self._by_state and self._state_due(msg, now):
+        if self._by_state and self._decimator.due(to_sec(msg.header.stamp) or now):
             self._step()
-
-    def _state_due(self, msg: JointState, now: float) -> bool:
-        """Phase-locked decimation on the driver's sample stamps (regular even when delivery jitters)."""
-        t = to_sec(msg.header.stamp) or now
-        p = self._period
-        if t < self._next_due - 2 * p or t >= self._next_due + p:  # first sample, clock jump, or a long gap
-            self._next_due = t
-        if t < self._next_due - 0.25 * p:
-            return False
-        self._next_due += p
-        return True
 
     def _on_object_pose(self, msg: PoseStamped) -> None:
         if msg.header.frame_id != self._param("world_frame"):
@@ -262,7 +223,7 @@ class PolicyNode(Node):
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         if request.data:
             response.success, response.message = self.loop.enable(self._now())
-            self._next_due = 0.0
+            self._decimator.reset()
             self._plan_clock_announced = False
         else:
             self.loop.disable("disabled by ~/enable")
