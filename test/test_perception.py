@@ -80,7 +80,7 @@ def test_object_markers_by_shape_and_size():
     assert markers.name == "cylinder_r35_h80mm" and "markers.yaml" in source
     markers, source = resolve_object_markers(path, "", "cylinder", (0.03, 0.1))  # not in the file
     layout = {f.marker_id: f for f in marker_layout("cylinder", (0.03, 0.1))}
-    assert source == "core/markers.py layout"
+    assert source == "core/robot/markers.py layout"
     assert all(markers.faces[i].side == pytest.approx(f.side) for i, f in layout.items())
     with pytest.raises(ValueError, match="object_shape"):
         resolve_object_markers(path, "", "", ())

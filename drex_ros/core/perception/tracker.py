@@ -10,7 +10,7 @@ and returns a `PerceptionResult` saying what was seen and how much to trust it:
 Poses are in the world frame, through the camera extrinsics world_T_optical.
 
 Marker layouts are read from config/markers.yaml (object name -> marker id -> face
-pose), which `markers_document` generates from core/markers.py.
+pose), which `markers_document` generates from core/robot/markers.py.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class ObjectMarkers:
 
 
 def markers_document() -> dict:
-    """The content of config/markers.yaml, generated from the layouts in core/markers.py."""
+    """The content of config/markers.yaml, generated from the layouts in core/robot/markers.py."""
     return {"objects": {name: layout_as_yaml(shape, size) for name, (shape, size) in KNOWN_OBJECTS.items()}}
 
 
@@ -91,7 +91,7 @@ def resolve_object_markers(path: str | os.PathLike, name: str, shape: str = "",
     """The object's markers by name, else by shape + size; returns (markers, where they came from).
 
     With no name, the file's entry of that shape and size is used; if the file has none,
-    the layout core/markers.py gives that object (the one the simulator draws), so any
+    the layout core/robot/markers.py gives that object (the one the simulator draws), so any
     sim object can be tracked. A name that is not in the file is an error.
     """
     if name:
@@ -105,7 +105,7 @@ def resolve_object_markers(path: str | os.PathLike, name: str, shape: str = "",
                 and len(entry.get("size", [])) == len(size):
             return parse_object_markers(key, entry), f"{path} [{key}]"
     doc = layout_as_yaml(shape, tuple(size))
-    return parse_object_markers(f"{shape}_{'x'.join(f'{v:g}' for v in size)}", doc), "core/markers.py layout"
+    return parse_object_markers(f"{shape}_{'x'.join(f'{v:g}' for v in size)}", doc), "core/robot/markers.py layout"
 
 
 # --- the pipeline -----------------------------------------------------------------------------
