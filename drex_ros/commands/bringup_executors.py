@@ -52,7 +52,7 @@ class BringupExecutors:
                 self.executors.append(executor)
         self._halt = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.error: BaseException | None = None  # what escaped a callback; bringup then shuts down
+        self.errors = 0  # exceptions that escaped a callback (reported, survived)
 
     def start(self) -> None:
         for k, executor in enumerate(self.executors):
@@ -61,22 +61,24 @@ class BringupExecutors:
             self._threads.append(thread)
 
     def _spin(self, executor) -> None:
-        from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+        from rclpy.executors import MultiThreadedExecutor
+
+        from drex_ros.nodes.ros_io import spin_guarded
 
         # A MultiThreadedExecutor with a callback in flight (the identify service, for seconds)
         # loops without waiting: py-spy gave it 90% of the interpreter lock during a probe, and
         # the sim fell to 0.085x real time. A short sleep per dispatch frees the lock.
         pause = MT_DISPATCH_PAUSE_S if isinstance(executor, MultiThreadedExecutor) else 0.0
-        try:
-            while not self._halt.is_set():
-                executor.spin_once(timeout_sec=0.05)
-                if pause:
-                    time.sleep(pause)
-        except ExternalShutdownException:  # the context went down first: nothing left to spin
-            pass
-        except Exception as exc:  # noqa: BLE001 - handed to the main thread, which shuts down
-            traceback.print_exc()
-            self.error = exc
+        spin_guarded(executor, self._report, lambda: not self._halt.is_set(), pause)
+
+    def _report(self, exc: BaseException) -> None:
+        """A callback raised: log it with its traceback and go on (the other nodes, safety among
+        them, keep running); counted in `errors`."""
+        import rclpy.logging
+
+        self.errors += 1
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+        rclpy.logging.get_logger("drex_bringup").error(f"a callback raised; the stack goes on:\n{text}")
 
     def remove_node(self, node) -> None:
         executor = self._executor_of.pop(id(node), None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+import traceback
 from collections.abc import Sequence
 
 import numpy as np
@@ -87,36 +88,68 @@ class Diagnostics:
         self._pub.publish(msg)
 
 
+class CallbackErrors:
+    """Exceptions that escaped a node's callbacks: logged with their traceback (once per place
+    they come from, then counted), reported on /diagnostics, and survived: a node that holds the
+    robot must not die of one bad message or one bug in a rarely taken branch."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._diag: Diagnostics | None = None
+        self._seen: set[tuple] = set()
+        self.count = 0
+
+    def report(self, exc: BaseException) -> None:
+        self.count += 1
+        frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        key = (type(exc).__name__, frame.filename if frame else "", frame.lineno if frame else 0)
+        if key not in self._seen:
+            self._seen.add(key)
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+            self._node.get_logger().error(f"a callback raised; the node goes on:\n{text}")
+        if self._diag is None:
+            self._diag = Diagnostics(self._node, f"{self._node.get_fully_qualified_name()}/callbacks")
+        self._diag.publish("error", f"a callback raised {type(exc).__name__}: {exc}", {"count": self.count})
+
+
+def spin_guarded(executor, on_error, keep_going=rclpy.ok, dispatch_pause_s: float = 0.0) -> None:
+    """Spin until keep_going() is false; an exception from a callback goes to on_error and the
+    spinning goes on. Shutdown (Ctrl-C, the context going down) ends it quietly."""
+    while keep_going():
+        try:
+            executor.spin_once(timeout_sec=0.1)
+        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+            return
+        except Exception as exc:  # noqa: BLE001 - reported, and the node keeps holding the robot
+            if not rclpy.ok():  # Ctrl-C invalidated the context mid-callback: a shutdown, not a bug
+                return
+            on_error(exc)
+        if dispatch_pause_s > 0:
+            time.sleep(dispatch_pause_s)
+
+
 def spin_node(node_factory, args: list[str] | None = None, executor_factory=None,
               dispatch_pause_s: float = 0.0) -> None:
     """Entry point body for a node executable: init, spin, shut down cleanly on Ctrl-C.
 
     executor_factory: e.g. a MultiThreadedExecutor for a node whose service runs long;
-    default rclpy's single-threaded spin. dispatch_pause_s > 0: sleep this long after each
-    dispatch, for a MultiThreadedExecutor that would otherwise spin without waiting while a
-    callback is in flight (an entity is ready but its exclusive group is busy).
+    default a single-threaded one. dispatch_pause_s > 0: sleep this long after each dispatch,
+    for a MultiThreadedExecutor that would otherwise spin without waiting while a callback is
+    in flight (an entity is ready but its exclusive group is busy). An exception escaping a
+    callback is reported (CallbackErrors) and the node goes on.
     """
     rclpy.init(args=args)
     node = node_factory()
     try:
-        if executor_factory is None:
-            rclpy.spin(node)
-        else:
-            executor = executor_factory()
-            executor.add_node(node)
-            if dispatch_pause_s <= 0:
-                executor.spin()
-            while dispatch_pause_s > 0 and rclpy.ok():
-                executor.spin_once(timeout_sec=0.1)
-                time.sleep(dispatch_pause_s)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        executor = (executor_factory or rclpy.executors.SingleThreadedExecutor)()
+        executor.add_node(node)
+        spin_guarded(executor, CallbackErrors(node).report, dispatch_pause_s=dispatch_pause_s)
+    except KeyboardInterrupt:
         pass
-    except RuntimeError:  # RCLError, or pybind's from a take_message the invalidated context broke
-        if rclpy.ok():
-            raise
-        # Ctrl-C invalidated the context while a callback was publishing, or while a message was
-        # being taken (seen: perception_node exited 1 at Ctrl-C in a fresh-clone test run): a shutdown.
     finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        try:
+            node.destroy_node()
+            if rclpy.ok():
+                rclpy.shutdown()
+        except (KeyboardInterrupt, RuntimeError):  # a second Ctrl-C, or a context already gone
+            pass
