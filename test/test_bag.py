@@ -97,3 +97,53 @@ def test_bad_input_is_refused_clearly(tmp_path):
             w.write("/x", "std_msgs/msg/Float64MultiArray", Float64MultiArray(data=[1.0]), 0.1)
     with pytest.raises(BagError, match="already exists"):
         BagWriter(bag)
+
+
+def _bad_bags(root):
+    """Every kind of broken bag a user has handed `drex identify`: {label: path to pass}."""
+    good = root / "good"
+    with BagWriter(good) as w:
+        for i in range(200):
+            w.write("/drex/object_pose", "geometry_msgs/msg/PoseStamped", _pose(1.0 + 0.01 * i, 0.5), 1.0 + 0.01 * i)
+    mcap = next(good.glob("*.mcap"))
+    data = mcap.read_bytes()
+    cases = {}
+    (root / "empty.mcap").touch()
+    cases["an empty file"] = root / "empty.mcap"
+    (root / "random.mcap").write_bytes(np.random.default_rng(0).bytes(5000))
+    cases["random bytes named .mcap"] = root / "random.mcap"
+    (root / "empty_folder").mkdir()
+    cases["an empty folder"] = root / "empty_folder"
+    for label, size in (("an MCAP cut in half", len(data) // 2), ("an MCAP cut to 1 kB", 1024),
+                        ("random bytes in a bag", None), ("an empty .mcap in a bag", 0), ("metadata only", -1)):
+        folder = root / label.replace(" ", "_").replace(".", "")
+        folder.mkdir()
+        (folder / "metadata.yaml").write_bytes((good / "metadata.yaml").read_bytes())
+        if size is None:
+            (folder / mcap.name).write_bytes(np.random.default_rng(1).bytes(5000))
+        elif size >= 0:
+            (folder / mcap.name).write_bytes(data[:size])
+        cases[label] = folder
+    cases["the .mcap of a cut bag"] = root / "an_MCAP_cut_in_half" / mcap.name
+    return cases
+
+
+def test_every_broken_bag_is_one_clear_line_and_exit_2(tmp_path, capsys):
+    """drex identify, drex replay and drex bench massid --reuse: no traceback, the file named."""
+    from drex_ros.cli import main as drex
+
+    for label, path in _bad_bags(tmp_path).items():
+        for argv in (["identify", str(path), "--shape", "box", "--size", "0.05", "0.05", "0.05", "--no-plot"],
+                     ["replay", str(path), "--shape", "box", "--size", "0.05", "0.05", "0.05"]):
+            assert drex(argv) == 2, f"{argv[0]} on {label}"
+            out = capsys.readouterr()
+            text = (out.err + out.out).strip()
+            assert "Traceback" not in text and len(text.splitlines()) == 1, f"{argv[0]} on {label}: {text}"
+            named = path if path.is_file() or not any(path.glob("*.mcap")) else next(path.glob("*.mcap"))
+            assert str(named) in text, f"{argv[0]} on {label} does not name {named}: {text}"
+    reuse = tmp_path / "bench"
+    (reuse / "object_00").mkdir(parents=True)
+    (tmp_path / "an_MCAP_cut_in_half").rename(reuse / "object_00" / "massid_cut")
+    assert drex(["bench", "massid", "--reuse", "--objects", "1", "--out", str(reuse), "--json"]) == 2
+    text = capsys.readouterr().err.strip()
+    assert "Traceback" not in text and "massid_cut" in text and "cannot be read" in text

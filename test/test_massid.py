@@ -222,7 +222,7 @@ def test_drex_identify_reads_a_bag_and_writes_a_plot(box, tmp_path, capsys):
 
 def test_drex_identify_errors_are_clear(tmp_path, capsys):
     rc = drex_main(["identify", str(tmp_path / "missing"), "--shape", "box", "--size", "0.06", "0.06", "0.06"])
-    assert rc == 1 and "no bag" in capsys.readouterr().err
+    assert rc == 2 and "no bag" in capsys.readouterr().err
     from drex_ros.core.bag import BagWriter
 
     bag = tmp_path / "no_pose"
@@ -231,7 +231,7 @@ def test_drex_identify_errors_are_clear(tmp_path, capsys):
                 "frame_id": ""}, "name": ["panda_joint1"], "position": [0.0], "velocity": [], "effort": []}, 0.0)
     rc = drex_main(["identify", str(bag), "--shape", "box", "--size", "0.06", "0.06", "0.06"])
     err = capsys.readouterr().err
-    assert rc == 1 and "/drex/joint_command" in err and "/drex/object_pose" in err
+    assert rc == 2 and "/drex/joint_command" in err and "/drex/object_pose" in err
     rc = drex_main(["identify", str(bag), "--shape", "sphere", "--size", "0.06", "0.06"])
     assert rc == 2 and "needs 1 size value" in capsys.readouterr().err
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from drex_ros.core.bag import BagError
 from drex_ros.evaluation.massid_probes import BenchObject, identify_bag, latest_bags, record_probe
 from drex_ros.node_process import use_private_domain
 
@@ -124,7 +125,11 @@ def run(args: argparse.Namespace) -> int:
                          "rollouts": 0, "err_pct": None, "method": "push", "weigh_reason": "",
                          "push_mass_est": None})
             continue
-        rows.append(identify_bag(obj, *bags[obj.index]))
+        try:
+            rows.append(identify_bag(obj, *bags[obj.index]))
+        except BagError as exc:  # a reused bag that cannot be read: say which, no traceback
+            print(f"drex bench massid: {exc}", file=sys.stderr)
+            return 2
     summary = _summary(rows)
     if args.json:
         print(json.dumps({**summary, "rows": rows}))

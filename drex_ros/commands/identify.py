@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from drex_ros.core.bag import BagError
+from drex_ros.core.bag import BagError, bag_folder
 from drex_ros.core.massid.identify import identify
 from drex_ros.core.massid.recording import read_recording
 from drex_ros.core.massid.trajectory_match import mass_friction_of
@@ -33,23 +33,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
-def _bag_dir(path: str) -> Path:
-    p = Path(path)
-    return p.parent if p.suffix == ".mcap" and p.is_file() else p
-
-
 def run(args: argparse.Namespace) -> int:
     if len(args.size) != SIZE_COUNT[args.shape]:
         print(f"drex identify: error: a {args.shape} needs {SIZE_COUNT[args.shape]} size values, got {len(args.size)}",
               file=sys.stderr)
         return 2
-    bag = _bag_dir(args.bag)
     cfg = MassIdConfig()
     quiet = args.json
     try:
+        bag = bag_folder(args.bag)
         rec = read_recording(bag, args.shape, tuple(args.size))
+    except BagError as exc:  # not a bag that can be read: a usage error
+        print(f"drex identify: error: {exc}", file=sys.stderr)
+        return 2
+    try:
         est = identify(rec, cfg, progress=None if quiet else (lambda msg: print(f"  {msg}", flush=True)))
-    except (BagError, RecordingError) as exc:
+    except RecordingError as exc:  # a readable bag whose data the identifier refuses
         print(f"drex identify: error: {exc}", file=sys.stderr)
         return 1
     out = {"bag": str(bag), "identifiable": est.identifiable, "mass": est.mass, "std": est.std,

@@ -10,13 +10,16 @@ position + quaternion wxyz). Any ROS 2 tool reads these bags (`ros2 bag info/pla
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2.errors import ReaderError
 from rosbags.typesys import Stores, get_typestore
 from rosbags.typesys.base import Nodetype
 
@@ -189,12 +192,46 @@ def _series(topic: str, msg_type: str, times: list[int], msgs: list, joint_names
     return s
 
 
-def list_topics(path: str | Path) -> dict[str, tuple[str, int]]:
-    """{topic: (type, message count)} of a bag."""
+def bag_folder(path: str | Path) -> Path:
+    """The rosbag2 folder a path names (the folder, or the .mcap file inside it); BagError with
+    one line naming the file and what is wrong where it is not a readable bag's."""
     path = Path(path)
     if not path.exists():
         raise BagError(f"no bag at {path}")
-    with Reader(path) as reader:
+    folder = path.parent if path.is_file() else path
+    if not (folder / "metadata.yaml").is_file():
+        if path.is_file():
+            raise BagError(f"{path}: no metadata.yaml beside it in {folder}; a rosbag2 bag is the folder that "
+                           "holds both (give that folder)")
+        raise BagError(f"{folder}: not a rosbag2 bag (no metadata.yaml in it)")
+    mcaps = sorted(folder.glob("*.mcap"))
+    for mcap in mcaps:
+        if mcap.stat().st_size == 0:
+            raise BagError(f"{mcap}: the file is empty (the recording was never written)")
+    return folder
+
+
+@contextmanager
+def _reading(path: str | Path):
+    """A rosbags Reader of the bag at `path`; whatever the reader trips over (a file cut short,
+    bytes that are not MCAP, a metadata.yaml naming a missing file) becomes one BagError line."""
+    folder = bag_folder(path)
+    try:
+        with Reader(folder) as reader:
+            yield reader
+    except BagError:
+        raise
+    except (ReaderError, OSError, ValueError, KeyError, IndexError, EOFError, struct.error) as exc:
+        what = str(exc) or type(exc).__name__
+        if "magic" in what.lower():
+            what = f"cut short or not MCAP data ({what})"
+        files = ", ".join(str(m) for m in sorted(folder.glob("*.mcap"))) or str(folder)
+        raise BagError(f"{files}: cannot be read as a rosbag2 MCAP bag: {what}") from exc
+
+
+def list_topics(path: str | Path) -> dict[str, tuple[str, int]]:
+    """{topic: (type, message count)} of a bag."""
+    with _reading(path) as reader:
         return {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
 
 
@@ -202,11 +239,9 @@ def read_topics(path: str | Path, topics: Iterable[str], joint_names: Sequence[s
                 optional: Iterable[str] = ()) -> dict[str, TopicSeries]:
     """Per-topic time series. Raises BagError naming any required topic the bag lacks."""
     path = Path(path)
-    if not path.exists():
-        raise BagError(f"no bag at {path}")
     topics = list(topics)
     optional = set(optional)
-    with Reader(path) as reader:
+    with _reading(path) as reader:
         available = {c.topic: c.msgtype for c in reader.connections}
         missing = [t for t in topics if t not in available and t not in optional]
         if missing:
