@@ -8,35 +8,36 @@ walking up from the package otherwise (a pip install into sys.prefix included).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 MODELS_DIR = PACKAGE_DIR / "models"
 
 
-def _config_candidates() -> list[Path]:
-    candidates = [PACKAGE_DIR.parent / "config"]
+def _config_candidates() -> Iterator[Path]:
+    """Where config/ may be, most specific first (ament is asked only when the checkout has none)."""
+    yield PACKAGE_DIR.parent / "config"
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        candidates.append(Path(get_package_share_directory("drex")) / "config")
-    except (ImportError, LookupError):
+        yield Path(get_package_share_directory("drex")) / "config"
+    except (ImportError, LookupError, OSError):  # not installed with colcon, or no sourced workspace
         pass
-    candidates += [parent / "share" / "drex" / "config" for parent in PACKAGE_DIR.parents[1:5]]
-    candidates.append(Path(sys.prefix) / "share" / "drex" / "config")
-    return candidates
+    yield from (parent / "share" / "drex" / "config" for parent in PACKAGE_DIR.parents[1:5])
+    yield Path(sys.prefix) / "share" / "drex" / "config"
 
 
 def config_dir() -> Path:
     """The first config/ folder that exists (the checkout's if nothing is found)."""
-    candidates = _config_candidates()
-    return next((c for c in candidates if c.is_dir()), candidates[0])
+    return next((c for c in _config_candidates() if c.is_dir()), PACKAGE_DIR.parent / "config")
 
 
 def config_path(filename: str) -> Path:
     """A file of the package's config/; FileNotFoundError naming every place looked in."""
-    candidates = [c / filename for c in _config_candidates()]
-    for path in candidates:
-        if path.exists():
-            return path
+    candidates = []
+    for folder in _config_candidates():
+        candidates.append(folder / filename)
+        if candidates[-1].exists():
+            return candidates[-1]
     raise FileNotFoundError(f"{filename} not found in {[str(c) for c in candidates]}")
