@@ -15,7 +15,6 @@ camera_quaternion_wxyz (write them with `drex calibrate-camera`).
 from __future__ import annotations
 
 import time
-from collections import deque
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
@@ -27,6 +26,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from drex_ros.core.paths import config_path
 from drex_ros.core.perception.depth_fallback import FallbackSettings
+from drex_ros.core.perception.frame_pairing import FramePairer, extrinsics_from
 from drex_ros.core.perception.image_input import ImageInputError, Intrinsics, decode_color, decode_depth
 from drex_ros.core.perception.marker_pose import MarkerSettings
 from drex_ros.core.perception.pose_filter import FilterSettings
@@ -66,19 +66,8 @@ PARAMETERS = {
     "diagnostics_period": 0.5,
     "sensor_qos": "reliable",  # or best_effort, to match the camera driver's publishers
 }
-BUFFERED_FRAMES = 4
 STREAM_TIMEOUT_S = 1.0
 LOG_REPEAT_S = 2.0  # one error is logged at most this often (diagnostics get every one)
-
-
-def extrinsics_from(translation: list[float], quaternion_wxyz: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    t = np.asarray(translation, dtype=float)
-    q = np.asarray(quaternion_wxyz, dtype=float)
-    if t.shape != (3,) or q.shape != (4,) or not (np.all(np.isfinite(t)) and np.all(np.isfinite(q))):
-        raise ValueError(f"camera_translation needs 3 and camera_quaternion_wxyz 4 finite numbers, got {t}, {q}")
-    if abs(np.linalg.norm(q) - 1.0) > 1e-3:
-        raise ValueError(f"camera_quaternion_wxyz {q.tolist()} is not a unit quaternion (norm {np.linalg.norm(q):.4f})")
-    return t, Rotation.from_quat([q[1], q[2], q[3], q[0]]).as_matrix()
 
 
 class PerceptionNode(Node):
@@ -107,8 +96,7 @@ class PerceptionNode(Node):
         self._info_seen = False
         self._first_frame: float | None = None
         self._info_error = f"no CameraInfo received on {p['camera_info_topic']}"
-        self._colors: deque = deque(maxlen=BUFFERED_FRAMES)
-        self._depths: deque = deque(maxlen=BUFFERED_FRAMES)
+        self._pairer = FramePairer(self._max_gap)
         self._last_status = ""
         self._last_diag = 0.0
         self._last_log: dict[str, float] = {}
@@ -161,38 +149,21 @@ class PerceptionNode(Node):
             self._report_error(self._info_error)
 
     def _on_color(self, msg: Image) -> None:
-        self._arrivals["colour"] = time.monotonic()
-        self._colors.append((to_sec(msg.header.stamp), msg))
-        self._pair()
+        self._on_frame("colour", msg)
 
     def _on_depth(self, msg: Image) -> None:
-        self._arrivals["depth"] = time.monotonic()
-        self._depths.append((to_sec(msg.header.stamp), msg))
-        self._pair()
+        self._on_frame("depth", msg)
 
-    def _pair(self) -> None:
-        """Process the newest colour frame that has a depth frame within max_stamp_gap."""
-        for ci in range(len(self._colors) - 1, -1, -1):
-            c_stamp, c_msg = self._colors[ci]
-            match = [(abs(d_stamp - c_stamp), di) for di, (d_stamp, _) in enumerate(self._depths)]
-            gap, di = min(match, default=(np.inf, -1))
-            if gap <= self._max_gap:
-                d_stamp, d_msg = self._depths[di]
-                for _ in range(ci + 1):
-                    self._colors.popleft()
-                for _ in range(di + 1):
-                    self._depths.popleft()
-                self._process(c_msg, d_msg)
-                return
-        # A frame older than the other stream's newest frame by more than the gap will never be matched.
-        for frames, others, kind in ((self._colors, self._depths, "colour"), (self._depths, self._colors, "depth")):
-            while frames and others and frames[0][0] < others[-1][0] - self._max_gap:
-                stamp, _ = frames.popleft()
-                nearest = min(abs(o - stamp) for o, _ in others)
-                self._counts["rejected_input"] += 1
-                self._report_error(f"{kind} frame at {stamp:.3f} s has no partner within {self._max_gap * 1e3:.0f} "
-                                   f"ms (nearest {nearest * 1e3:.0f} ms apart): colour and depth are not in sync",
-                                   "sync")
+    def _on_frame(self, kind: str, msg: Image) -> None:
+        self._arrivals[kind] = time.monotonic()
+        pair, dropped = self._pairer.add(kind, to_sec(msg.header.stamp), msg)
+        if pair is not None:
+            self._process(*pair)
+        for f in dropped:
+            self._counts["rejected_input"] += 1
+            self._report_error(f"{f.kind} frame at {f.stamp:.3f} s has no partner within {self._max_gap * 1e3:.0f} "
+                               f"ms (nearest {f.nearest_gap * 1e3:.0f} ms apart): colour and depth are not in sync",
+                               "sync")
 
     # --- processing ----------------------------------------------------------------------
     def _process(self, c_msg: Image, d_msg: Image) -> None:
