@@ -7,6 +7,7 @@
    the probe and leaves a readable bag.
 3. The policy process is killed while the arm lifts the object: the task ends in `failed`, and
    the robot holds still.
+4. An e-stop during the push ends the task; after release and reset nothing moves.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from ros_helpers import Collector, spin_until
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
 from drex_ros.commands.demo import OBJECTS, STOP_ORDER, replace_earlier_bag, run_episode, start_stack
@@ -117,6 +118,62 @@ def test_killing_the_policy_mid_lift_fails_the_task_and_the_robot_holds_still(tm
         overrides.unlink(missing_ok=True)
     log = task_log.read_text()
     assert "policy_node stopped publishing commands" in log, log[-2000:]
+
+
+def test_an_estop_mid_probe_ends_the_task_and_nothing_moves_after_the_reset(tmp_path):
+    """The e-stop stops the whole stack, not only the clamp: the task fails ("e-stop"), the probe
+    is aborted, the command stream is granted to nobody; a new task is refused while the e-stop
+    is engaged, and after release and reset the arm stays still until a task starts."""
+    procs, task_log, overrides = start_stack(LIGHT_BOX, tmp_path, "estop", policy_model="")
+    rclpy.init()
+    node = rclpy.create_node("estop_test", parameter_overrides=[Parameter("use_sim_time", value=True)])
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    states: list[str] = []
+    node.create_subscription(String, "/drex/task_state", lambda m: states.append(m.data), LATCHED_QOS)
+    owners = Collector(node, String, "/drex/command_owner", LATCHED_QOS)
+    joints = Collector(node, JointState, "/joint_states", 50)
+    estop = node.create_publisher(Bool, "/drex/estop", 10)
+    try:
+        start = node.create_client(Trigger, "/drex/start_task")
+        reset = node.create_client(Trigger, "/drex/reset_estop")
+        assert spin_until(executor, lambda: start.service_is_ready() and reset.service_is_ready(), 180.0)
+        start.call_async(Trigger.Request())
+        assert spin_until(executor, lambda: states[-1:] in (["probing"], ["failed"]), 300.0), states
+        assert states[-1] == "probing", task_log.read_text()[-2000:]
+        assert spin_until(executor, lambda: owners.last is not None and owners.last.data == "mass_id", 5.0)
+        probing_at = to_sec(joints.last.header.stamp)
+        assert spin_until(executor, lambda: to_sec(joints.last.header.stamp) > probing_at + 1.0, 60.0)
+        for _ in range(3):
+            estop.publish(Bool(data=True))
+        assert spin_until(executor, lambda: states[-1] == "failed", 20.0), f"task did not fail: {states}"
+        assert spin_until(executor, lambda: owners.last.data == "", 5.0), [m.data for m in owners.messages]
+        refused = _call(node, executor, start)
+        assert not refused.success and "e-stop is engaged" in refused.message
+        for _ in range(3):
+            estop.publish(Bool(data=False))
+        assert spin_until(executor, lambda: _call(node, executor, reset).success, 10.0), "reset refused"
+        reset_at = to_sec(joints.last.header.stamp)
+        assert spin_until(executor, lambda: to_sec(joints.last.header.stamp) > reset_at + 2.0, 60.0)
+        window = [joint_state_arrays(m, ARM_JOINTS)["position"] for m in joints.messages
+                  if reset_at + 0.5 <= to_sec(m.header.stamp) <= reset_at + 2.0]
+        assert len(window) > 20
+        travel = np.ptp(np.array(window), axis=0).max()
+        assert travel < STILL_RAD, f"the arm moved {travel:.4f} rad after the reset, with no task running"
+    finally:
+        stop_all(procs, STOP_ORDER)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown()
+        overrides.unlink(missing_ok=True)
+    log = task_log.read_text()
+    assert "failed (e-stop)" in log, log[-2000:]
+
+
+def _call(node, executor, client):
+    future = client.call_async(Trigger.Request())
+    assert spin_until(executor, future.done, 10.0)
+    return future.result()
 
 
 def test_a_second_demo_run_replaces_the_bag_of_the_first(tmp_path):

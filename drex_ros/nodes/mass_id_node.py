@@ -28,10 +28,11 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 
 from drex_ros.core.bag import BagError
+from drex_ros.core.control.command_source import MASS_ID
 from drex_ros.core.identify_reply import unidentifiable_reply
 from drex_ros.core.massid.probe_runner import (
     CommandStream,
@@ -97,6 +98,7 @@ PARAMETERS = {
     "weigh_above_rel_std": 0.02,
     "weigh_max_mass": 0.75,
     "weigh_spheres": False,
+    "estop_topic": "/drex/estop",  # true aborts a running probe (the service call fails with "e-stop")
 }
 QUEUE = 5000
 
@@ -127,6 +129,9 @@ class MassIdNode(Node):
                             callback_group=MutuallyExclusiveCallbackGroup())
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._stream = CommandStream(StreamSettings(), self._now, self._publish_command)
+        self._closing = False
+        self._busy = False
+        self.create_subscription(Bool, p("estop_topic"), self._on_estop, 10, callback_group=data_group)
         self.get_logger().info(f"ready: {p('service')} probes a {p('object_shape')} {list(p('object_size'))} m")
 
     def _param(self, name: str):
@@ -159,7 +164,7 @@ class MassIdNode(Node):
     # --- probe execution -------------------------------------------------------------------
     def _publish_command(self, q: np.ndarray) -> None:
         self._pub_cmd.publish(make_joint_state(self.get_clock().now().to_msg(), JOINT_NAMES, q,
-                                               effort=self._limits.effort))
+                                               effort=self._limits.effort, frame_id=MASS_ID))
 
     def _start_state(self) -> tuple[np.ndarray, np.ndarray, float]:
         """The latest complete joint positions and the object's resting position and yaw."""
@@ -209,7 +214,13 @@ class MassIdNode(Node):
 
     def abort(self, reason: str) -> None:
         """End a probe in progress now (shutdown): its service call fails with the reason."""
+        self._closing = True
         self._stream.abort(reason)
+
+    def _on_estop(self, msg: Bool) -> None:
+        if msg.data and self._busy and not self._stream.abort_reason:
+            self.get_logger().error("e-stop: the probe is aborted")
+            self._stream.abort("e-stop")
 
     def _config(self) -> MassIdConfig:
         p = self._param
@@ -235,6 +246,15 @@ class MassIdNode(Node):
                                   log, self.get_logger().warning)
 
     def _on_identify(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if not self._closing:
+            self._stream.abort_reason = ""  # an e-stop ended the previous call, not this one
+        self._busy = True
+        try:
+            return self._answer(response)
+        finally:
+            self._busy = False
+
+    def _answer(self, response: Trigger.Response) -> Trigger.Response:
         saved: list[str] = []
         try:
             est = self._probe_and_identify(self._config(), saved)

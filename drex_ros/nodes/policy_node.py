@@ -27,9 +27,10 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64, Float64MultiArray
+from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import SetBool
 
+from drex_ros.core.control.command_source import POLICY
 from drex_ros.core.policy.contract import ContractError
 from drex_ros.core.policy.loop import ClockRate, LoopConfig, PolicyLoop
 from drex_ros.core.policy.runtime import PolicyModel, RuntimeExpectations, check_contract
@@ -67,6 +68,7 @@ PARAMETERS = {
     "arm_reference_topic": "/drex/policy/arm_reference",
     "plan_time_topic": "/drex/policy/plan_time",
     "command_topic": "/drex/policy/joint_command",
+    "estop_topic": "/drex/estop",  # true disables the policy; only ~/enable starts it again
 }
 # Lists with no sensible default: left unset unless a parameter file gives them.
 LIST_PARAMETERS = {
@@ -111,6 +113,7 @@ class PolicyNode(Node):
                                  LATCHED_QOS)
         self.create_subscription(JointState, self._param("arm_reference_topic"), self._on_arm_reference, 10)
         self.create_subscription(Float64, self._param("plan_time_topic"), self._on_plan_time, 10)
+        self.create_subscription(Bool, self._param("estop_topic"), self._on_estop, 10)
         self.create_service(SetBool, "~/enable", self._on_enable)
         if not self._by_state:
             self.create_timer(self._period, self._step)
@@ -220,6 +223,12 @@ class PolicyNode(Node):
             self._plan_clock_announced = True  # once per enable
             self.get_logger().info(f"phase clock follows the task's plan clock (at {msg.data:.2f} s)")
 
+    def _on_estop(self, msg: Bool) -> None:
+        if msg.data and (self.loop.enabled or self._autostart):
+            self.loop.disable("e-stop")
+            self._autostart = False
+            self.get_logger().error("e-stop: policy disabled (the task enables it again)")
+
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         if request.data:
             response.success, response.message = self.loop.enable(self._now())
@@ -253,7 +262,8 @@ class PolicyNode(Node):
                 self._report(f"no command: {result.problem}")
             return
         stamp = self._state_stamp if self._state_stamp is not None else self.get_clock().now().to_msg()
-        self._pub.publish(make_joint_state(stamp, self.robot.joint_names, result.positions, effort=result.efforts))
+        self._pub.publish(make_joint_state(stamp, self.robot.joint_names, result.positions, effort=result.efforts,
+                                           frame_id=POLICY))
         self._published += 1
         if self._last_problem:
             self.get_logger().info("inputs complete again; commanding")

@@ -38,9 +38,12 @@ def to_stamp(seconds: float) -> Time:
 
 
 def make_joint_state(stamp: Time, names: Sequence[str], position: np.ndarray,
-                     velocity: np.ndarray | None = None, effort: np.ndarray | None = None) -> JointState:
+                     velocity: np.ndarray | None = None, effort: np.ndarray | None = None,
+                     frame_id: str = "") -> JointState:
+    """A JointState; on a command, frame_id names its source (core.control.command_source)."""
     msg = JointState()
     msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
     msg.name = list(names)
     msg.position = np.asarray(position, dtype=float).tolist()
     if velocity is not None:

@@ -2,8 +2,9 @@
 
 /drex/policy/joint_command (JointState) -> /drex/smoothed/joint_command (JointState).
 Positions are filtered per joint (core.smoothing.EmaSmoother); names, efforts and the header
-stamp pass through. The filter restarts on a rising /drex/estop, on a gap longer than
-`max_gap`, and when the joint set changes; restarts are counted on /diagnostics.
+stamp and source (frame_id) pass through. The filter restarts on a rising /drex/estop, on a gap
+longer than `max_gap`, when the joint set changes and when the source changes (a probe's
+stream must not be blended into the policy's); restarts are counted on /diagnostics.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class SmootherNode(Node):
         self._diag = Diagnostics(self)
         self._count = self._malformed = 0
         self._estop = False
+        self._source: str | None = None  # header.frame_id of the commands: who is commanding
         self._pub = self.create_publisher(JointState, p("output_topic").value, 10)
         self.create_subscription(JointState, p("input_topic").value, self._on_command, 10)
         self.create_subscription(Bool, p("estop_topic").value, self._on_estop, 10)
@@ -55,6 +57,10 @@ class SmootherNode(Node):
             self._malformed += 1  # safety would drop it too; forwarding keeps the count in one place
             self._pub.publish(msg)
             return
+        if msg.header.frame_id != self._source:  # another source took the stream: no blending across
+            if self._source is not None:
+                self.smoother.reset("source")
+            self._source = msg.header.frame_id
         now = self.get_clock().now().nanoseconds * 1e-9
         y, reason = self.smoother.update(msg.name, np.asarray(msg.position, dtype=float), now)
         if reason is not None:

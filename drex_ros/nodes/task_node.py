@@ -18,11 +18,12 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64, Float64MultiArray, String
+from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
+from drex_ros.core.control.command_source import owner_for_phase
 from drex_ros.core.control.hand_hold import HeldObjectTracker, InHandSettings, grip_settled
-from drex_ros.core.control.task_sequence import Observation, Phase, TaskSequence, TaskSettings
+from drex_ros.core.control.task_sequence import ACTIVE, Observation, Phase, TaskSequence, TaskSettings
 from drex_ros.core.robot.grasp_plan import GraspPlan, GraspPlanError, plan_grasp
 from drex_ros.core.robot.model import ARM_JOINTS, JOINT_NAMES, robot_model
 from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, joint_state_arrays, make_joint_state, spin_node, to_sec
@@ -55,6 +56,8 @@ PARAMETERS = {
     "grip_settled_speed": 0.3,     # rad/s: fingers slower than this have stopped closing
     "grip_settle": 0.2,            # s the grip must stay settled before the arm lifts
     "grip_timeout": 3.0,           # s past the planned lift without a settled grip -> failed
+    "estop_topic": "/drex/estop",  # true ends a running task (failed: e-stop)
+    "command_owner_topic": "/drex/command_owner",  # who may command, granted per phase (latched)
 }
 
 
@@ -89,6 +92,10 @@ class TaskNode(Node):
         self._arm_pub = self.create_publisher(JointState, "/drex/policy/arm_reference", 10)
         self._plan_time_pub = self.create_publisher(Float64, "/drex/policy/plan_time", 10)
         self._mass_pub = self.create_publisher(Float64MultiArray, "/drex/object_mass", LATCHED_QOS)
+        self._owner_pub = self.create_publisher(String, self._param("command_owner_topic"), LATCHED_QOS)
+        self._owner: str | None = None
+        self._estop = False
+        self.create_subscription(Bool, self._param("estop_topic"), self._on_estop, 10)
         self.create_subscription(JointState, "/joint_states", self._on_joints, 10)
         self.create_subscription(PoseStamped, "/drex/object_pose", self._on_pose, 10)
         self.create_subscription(Float64MultiArray, "/drex/object_mass", self._on_mass, LATCHED_QOS)
@@ -162,8 +169,21 @@ class TaskNode(Node):
             return False
         return grip_settled(self._q, self._qd, self._commanded, self._held.settings)
 
+    def _on_estop(self, msg: Bool) -> None:
+        engaged = bool(msg.data)
+        if engaged and not self._estop and self.sequence.phase in ACTIVE:
+            self.get_logger().error(f"e-stop during {self.sequence.phase.value}: the task ends, the policy stops")
+            self._fail("e-stop")
+            self._publish_state()
+        self._estop = engaged
+
     # --- services -------------------------------------------------------------------------
     def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self._estop:
+            response.success = False
+            response.message = ("the e-stop is engaged: release it (publish false on /drex/estop), reset it "
+                                "(/drex/reset_estop), then start the task")
+            return response
         self.sequence.settings = self._settings()
         self.plan, self._identify = None, {"done": False, "ok": False, "message": ""}
         self._held.reset()
@@ -283,6 +303,11 @@ class TaskNode(Node):
 
     def _publish_state(self) -> None:
         phase = self.sequence.phase
+        owner = owner_for_phase(phase)
+        if owner != self._owner:
+            self._owner = owner
+            self._owner_pub.publish(String(data=owner))
+            self.get_logger().info(f"command stream granted to {owner or 'nobody'}")
         if phase.value != self._reported:
             self._reported = phase.value
             # Logged before the state is published: whoever stops the stack on `done` must not cut
