@@ -48,3 +48,17 @@ def ros(request):
     executor.shutdown()
     node.destroy_node()
     rclpy.shutdown()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long property runs (the full hypothesis example count); -m slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`slow` tests run only when asked for (-m slow): the default run stays short."""
+    if "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

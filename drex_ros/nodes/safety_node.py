@@ -1,110 +1,114 @@
-"""safety_node: the only node that publishes what moves the robot.
+"""safety_node: the only node that publishes what moves the robot; the rclpy shell of SafetyGate
+(core/control/safety.py documents every clamp, refusal, hold and the e-stop latch).
 
-Input: /drex/smoothed/joint_command (JointState) and /joint_states. Every command goes
-through core.safety.SafetyGate (limits with margin, step from measured, velocity, effort,
-NaN/inf, unknown or duplicated joints, canonical order). A watchdog timer, re-armed by
-every accepted command, fires just past `command_timeout` of silence and then publishes a
-hold at `watchdog_rate_hz`, as it does while the e-stop is latched; nothing at all is
-published while /joint_states is stale.
-/drex/estop (std_msgs/Bool) true latches the e-stop; /drex/reset_estop (std_srvs/Trigger)
-clears it (refused while the e-stop input still reads true).
-
-`output_type` picks the adapter: "joint_state" (sensor_msgs/JointState on /drex/joint_command,
-effort = effort limit), "float64_array" (std_msgs/Float64MultiArray of positions in canonical
-order, for ros2_control's forward_position_controller) or "joint_trajectory"
-(trajectory_msgs/JointTrajectory with one point, for a joint_trajectory_controller).
-Watchdog and staleness run on the steady clock by default (`watchdog_clock`: steady | ros).
+Subscribes /drex/smoothed/joint_command (header.frame_id = source), /joint_states, /drex/estop and
+/drex/command_owner (latched String: the source granted; `command_owner` until it speaks); serves
+/drex/reset_estop. The watchdog timer (steady clock, so a ROS clock jumping back cannot silence it)
+is re-armed by accepted commands only and ticks at `watchdog_rate_hz` while holding; the gate
+judges time on `watchdog_clock` (steady | ros). `state_freshness: stamp` judges stamped states by
+header stamp against this node's ROS clock (driver and node must share a clock: use_sim_time with
+a sim). An exception in a callback is logged once with its traceback, reported on /diagnostics
+and survived: the node holds. `output_type`: joint_state (/drex/joint_command), float64_array
+(forward_position_controller) or joint_trajectory (one point).
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 import time
+import traceback
 from collections import Counter
 
 from builtin_interfaces.msg import Duration
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from drex_ros.core.control.safety import SafetyConfig, SafetyGate, SafetyOutput
+from drex_ros.core.control.safety import SafetyConfig, SafetyConfigError, SafetyGate, SafetyOutput
 from drex_ros.core.robot.model import robot_model
-from drex_ros.nodes.ros_io import Diagnostics, make_joint_state, spin_node
+from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, make_joint_state, spin_node, to_sec
 
-PARAMETERS = {
-    **{name: getattr(SafetyConfig(), name) for name in SafetyConfig.__dataclass_fields__},
-    "watchdog_rate_hz": 100.0,
-    "watchdog_clock": "steady",
-    "output_type": "joint_state",
-    "output_topic": "",  # empty = the adapter's default topic
-    "trajectory_time_from_start": 0.02,  # s, for joint_trajectory output
-    "command_topic": "/drex/smoothed/joint_command",
-    "joint_states_topic": "/joint_states",
-    "estop_topic": "/drex/estop",
-    "reset_estop_service": "/drex/reset_estop",
-}
-DEFAULT_TOPICS = {
-    "joint_state": "/drex/joint_command",
-    "float64_array": "forward_position_controller/commands",
-    "joint_trajectory": "joint_trajectory_controller/joint_trajectory",
-}
+PARAMETERS = {**{name: getattr(SafetyConfig(), name) for name in SafetyConfig.__dataclass_fields__},
+              "watchdog_rate_hz": 100.0, "watchdog_clock": "steady", "state_freshness": "arrival",
+              "command_owner": "any", "output_type": "joint_state", "output_topic": "",
+              "trajectory_time_from_start": 0.02, "command_topic": "/drex/smoothed/joint_command",
+              "joint_states_topic": "/joint_states", "estop_topic": "/drex/estop",
+              "reset_estop_service": "/drex/reset_estop", "owner_topic": "/drex/command_owner"}
+ADAPTERS = {"joint_state": (JointState, "/drex/joint_command"),
+            "float64_array": (Float64MultiArray, "forward_position_controller/commands"),
+            "joint_trajectory": (JointTrajectory, "joint_trajectory_controller/joint_trajectory")}
+CHOICES = {"output_type": tuple(ADAPTERS), "watchdog_clock": ("steady", "ros"), "state_freshness": ("stamp", "arrival")}
 LOG_PERIOD_S = 2.0
+
+
+def guarded(callback):
+    """Catch, log once per kind (with traceback), report and survive any exception: then hold."""
+    @functools.wraps(callback)
+    def run(self, *args):
+        try:
+            return callback(self, *args)
+        except Exception as exc:  # noqa: BLE001 (the node must outlive any bug and keep holding)
+            self.on_error(callback.__name__, exc)
+            return args[-1] if callback.__name__ == "_on_reset" else None  # a service returns its response
+    return run
 
 
 class SafetyNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("safety_node", **kwargs)
-        for name, default in PARAMETERS.items():
-            self.declare_parameter(name, default)
-        config = SafetyConfig(**{name: type(getattr(SafetyConfig(), name))(self._param(name))
+        p = {name: self.declare_parameter(name, default).value for name, default in PARAMETERS.items()}
+        for name, allowed in CHOICES.items():
+            if p[name] not in allowed:
+                raise SafetyConfigError(f"{name} must be one of {allowed}, got {p[name]!r}")
+        config = SafetyConfig(**{name: type(getattr(SafetyConfig(), name))(p[name])
                                  for name in SafetyConfig.__dataclass_fields__})
-        self.gate = SafetyGate(robot_model().limits, config)  # ValueError names a bad parameter
-        self.names = self.gate.names
-        kind = self._param("output_type")
-        if kind not in DEFAULT_TOPICS:
-            raise ValueError(f"output_type must be one of {sorted(DEFAULT_TOPICS)}, got {kind!r}")
-        self._kind = kind
-        topic = self._param("output_topic") or DEFAULT_TOPICS[kind]
-        msg_type = {"joint_state": JointState, "float64_array": Float64MultiArray,
-                    "joint_trajectory": JointTrajectory}[kind]
-        self._pub = self.create_publisher(msg_type, topic, 10)
-        self._time_from_start = float(self._param("trajectory_time_from_start"))
-        clock_kind = self._param("watchdog_clock")
-        if clock_kind not in ("steady", "ros"):
-            raise ValueError(f"watchdog_clock must be 'steady' or 'ros', got {clock_kind!r}")
-        self._steady = clock_kind == "steady"
+        self.gate = SafetyGate(robot_model().limits, config)  # SafetyConfigError names a bad parameter
+        self.gate.set_owner(p["command_owner"])
+        self.names, self._p = self.gate.names, p
+        msg_type, default_topic = ADAPTERS[p["output_type"]]
+        self._pub = self.create_publisher(msg_type, p["output_topic"] or default_topic, 10)
+        self._steady = p["watchdog_clock"] == "steady"
         self._diag = Diagnostics(self)
-        self._published: Counter = Counter()
+        self._published, self._reported, self._errors = Counter(), Counter(), set()
         self._last_log: dict[str, float] = {}
-        self._reported = Counter()
-        self.create_subscription(JointState, self._param("joint_states_topic"), self._on_state, 10)
-        self.create_subscription(JointState, self._param("command_topic"), self._on_command, 10)
-        self.create_subscription(Bool, self._param("estop_topic"), self._on_estop, 10)
-        self.create_service(Trigger, self._param("reset_estop_service"), self._on_reset)
-        timer_clock = Clock(clock_type=ClockType.STEADY_TIME) if self._steady else None
-        # While commands flow, the watchdog timer is re-armed by each one and fires only just past
-        # command_timeout (no wake-up per cycle); while holding it ticks at watchdog_rate_hz.
+        self._last_error = ""
+        self.create_subscription(JointState, p["joint_states_topic"], self._on_state, 10)
+        self.create_subscription(JointState, p["command_topic"], self._on_command, 10)
+        self.create_subscription(Bool, p["estop_topic"], self._on_estop, 10)
+        self.create_subscription(String, p["owner_topic"], self._on_owner, LATCHED_QOS)
+        self.create_service(Trigger, p["reset_estop_service"], self._on_reset)
+        # Timers on the steady clock: a ROS clock that jumps back must not silence the watchdog.
+        # While commands flow the watchdog is re-armed by each and fires only just past
+        # command_timeout; while holding it ticks at watchdog_rate_hz.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._quiet_ns = int(1.02 * config.command_timeout * 1e9)
-        self._hold_ns = int(1e9 / float(self._param("watchdog_rate_hz")))
-        self._watchdog = self.create_timer(self._hold_ns * 1e-9, self._on_tick, clock=timer_clock)
-        self.create_timer(1.0, self._publish_diagnostics, clock=timer_clock)
-        self.get_logger().info(f"safety gate: {kind} on {topic}, command timeout {config.command_timeout} s, "
-                               f"state timeout {config.state_timeout} s, margin {config.position_margin} rad")
-
-    def _param(self, name: str):
-        return self.get_parameter(name).value
+        self._hold_ns = int(1e9 / float(p["watchdog_rate_hz"]))
+        self._watchdog = self.create_timer(self._hold_ns * 1e-9, self._on_tick, clock=steady)
+        self.create_timer(1.0, self._publish_diagnostics, clock=steady)
+        self.get_logger().info(f"safety gate: {p['output_type']}, command timeout {config.command_timeout} s, "
+                               f"e-stop {'latched' if config.start_latched else 'clear'} at start, "
+                               f"owner {p['command_owner']!r}, freshness by {p['state_freshness']}")
 
     def _now(self) -> float:
         return time.monotonic() if self._steady else self.get_clock().now().nanoseconds * 1e-9
 
     # ---- inputs -------------------------------------------------------------------------
+    @guarded
     def _on_state(self, msg: JointState) -> None:
-        self.gate.on_state(msg.name, msg.position, self._now())
+        stamp = to_sec(msg.header.stamp)
+        age = None
+        if stamp > 0 and self._p["state_freshness"] == "stamp":
+            age = self.get_clock().now().nanoseconds * 1e-9 - stamp
+        self.gate.on_state(msg.name, msg.position, self._now(), msg.velocity, age)
 
+    @guarded
     def _on_command(self, msg: JointState) -> None:
-        out = self.gate.on_command(msg.name, msg.position, msg.effort, self._now())
+        out = self.gate.on_command(msg.name, msg.position, msg.effort, self._now(), msg.header.frame_id,
+                                   to_sec(msg.header.stamp))
         if out is not None:
             self._publish(out, msg.header.stamp)
             if self._watchdog.timer_period_ns != self._quiet_ns:
@@ -112,6 +116,7 @@ class SafetyNode(Node):
             self._watchdog.reset()
         self._log_new_reasons()
 
+    @guarded
     def _on_tick(self) -> None:
         out = self.gate.on_tick(self._now())
         if out is not None:
@@ -119,9 +124,10 @@ class SafetyNode(Node):
             if self._watchdog.timer_period_ns != self._hold_ns:
                 self._watchdog.timer_period_ns = self._hold_ns
         elif self._watchdog.timer_period_ns == self._quiet_ns:
-            self._watchdog.timer_period_ns = self._hold_ns  # fired early (clock jitter): check again soon
+            self._watchdog.timer_period_ns = self._hold_ns  # fired early (a slow sim clock): check again soon
         self._log_new_reasons()
 
+    @guarded
     def _on_estop(self, msg: Bool) -> None:
         was = self.gate.estop_latched
         self.gate.set_estop(msg.data, self._now())
@@ -130,9 +136,18 @@ class SafetyNode(Node):
             self._on_tick()
             self._publish_diagnostics()
 
+    @guarded
+    def _on_owner(self, msg: String) -> None:
+        self.gate.set_owner(msg.data)
+        self.get_logger().info(f"command owner: {msg.data!r}")
+
+    @guarded
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success, response.message = self.gate.reset_estop()
-        (self.get_logger().warning if response.success else self.get_logger().error)(f"reset_estop: {response.message}")
+        if response.success:  # one call site per severity: rclpy fixes a call site's severity
+            self.get_logger().warning(f"reset_estop: {response.message}")
+        else:
+            self.get_logger().error(f"reset_estop refused: {response.message}")
         self._publish_diagnostics()
         return response
 
@@ -142,20 +157,32 @@ class SafetyNode(Node):
         self.get_logger().warning(f"holding: {reason}")
         self._on_tick()
 
+    def on_error(self, where: str, exc: Exception) -> None:
+        self.gate.counters["callback_error"] += 1
+        self._last_error = f"{where}: {type(exc).__name__}: {exc}"
+        if (where, type(exc).__name__) not in self._errors:
+            self._errors.add((where, type(exc).__name__))
+            self.get_logger().error(f"{self._last_error} (holding)\n{traceback.format_exc()}")
+        try:
+            self.gate.force_hold(f"error in {where}")
+            self._watchdog.timer_period_ns = self._hold_ns  # the hold starts at the next tick
+            self._report()
+        except Exception:  # noqa: BLE001 (reporting must not take the node down either)
+            pass
+
     # ---- output adapters ----------------------------------------------------------------
     def _publish(self, out: SafetyOutput, stamp) -> None:
-        if self._kind == "joint_state":
+        kind = self._p["output_type"]
+        if kind == "joint_state":
             msg = make_joint_state(stamp, self.names, out.positions, effort=out.efforts)
-        elif self._kind == "float64_array":
+        elif kind == "float64_array":
             msg = Float64MultiArray(data=out.positions.tolist())
         else:
+            t = float(self._p["trajectory_time_from_start"])
             msg = JointTrajectory(joint_names=list(self.names))
             msg.header.stamp = stamp
-            sec = int(self._time_from_start)
-            point = JointTrajectoryPoint(positions=out.positions.tolist(), effort=out.efforts.tolist(),
-                                         time_from_start=Duration(sec=sec, nanosec=int((self._time_from_start - sec)
-                                                                                        * 1e9)))
-            msg.points = [point]
+            msg.points = [JointTrajectoryPoint(positions=out.positions.tolist(), effort=out.efforts.tolist(),
+                                               time_from_start=Duration(sec=int(t), nanosec=int((t % 1) * 1e9)))]
         self._pub.publish(msg)
         self._published[out.mode] += 1
 
@@ -167,9 +194,16 @@ class SafetyNode(Node):
                 self.get_logger().warning(f"{reason}: {count} in total")
                 self._reported[reason], self._last_log[reason] = count, now
 
+    @guarded
     def _publish_diagnostics(self) -> None:
+        self._report()
+
+    def _report(self) -> None:
         t = self._now()
-        if not self.gate.state_fresh(t):
+        if self._last_error:
+            level, text = "error", f"callback error, holding: {self._last_error}"
+            self._last_error = ""
+        elif not self.gate.state_fresh(t):
             level, text = "error", f"joint state stale ({self.gate.state_age(t):.3f} s): publishing nothing"
         elif self.gate.estop_latched:
             level, text = "error", "e-stop latched: holding"
@@ -177,12 +211,17 @@ class SafetyNode(Node):
             level, text = "warn", f"holding ({self.gate.hold_reason})"
         else:
             level, text = "ok", "commanding"
-        values = {**{f"published_{k}": v for k, v in self._published.items()}, **self.gate.counters}
+        values = {**{f"published_{k}": v for k, v in self._published.items()}, **self.gate.counters,
+                  "command_owner": self.gate.owner}
         self._diag.publish(level, text, values)
 
 
 def main(args: list[str] | None = None) -> None:
-    spin_node(SafetyNode, args)
+    try:
+        spin_node(SafetyNode, args)
+    except SafetyConfigError as exc:  # a refused parameter: one clear line, not a traceback
+        print(f"safety_node: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
