@@ -29,6 +29,7 @@ BENCHES: dict[str, str] = {
     "chain": "policy -> smoother -> safety latency",
     "perception": "object pose accuracy and speed against ground truth",
     "massid": "mass identification accuracy and wall time",
+    "safety": "safety clamp: promises on random event sequences, burst speed, watchdog over DDS",
 }
 
 
