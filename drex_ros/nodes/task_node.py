@@ -23,7 +23,14 @@ from std_srvs.srv import SetBool, Trigger
 
 from drex_ros.core.control.command_source import owner_for_phase
 from drex_ros.core.control.hand_hold import HeldObjectTracker, InHandSettings, grip_settled
-from drex_ros.core.control.task_sequence import ACTIVE, Observation, Phase, TaskSequence, TaskSettings
+from drex_ros.core.control.task_sequence import (
+    ACTIVE,
+    CONSERVATIVE_FALLBACK_MASS,
+    Observation,
+    Phase,
+    TaskSequence,
+    TaskSettings,
+)
 from drex_ros.core.robot.grasp_plan import GraspPlan, GraspPlanError, plan_grasp
 from drex_ros.core.robot.model import ARM_JOINTS, JOINT_NAMES, robot_model
 from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, joint_state_arrays, make_joint_state, spin_node, to_sec
@@ -37,7 +44,7 @@ PARAMETERS = {
     "identify_service": "/drex/identify_mass",
     "policy_enable_service": "/policy_node/enable",
     "skip_identification": False,
-    "fallback_mass": 0.0,          # > 0: grasp as if this heavy when the probe says unidentifiable
+    "fallback_mass": CONSERVATIVE_FALLBACK_MASS,  # > 0: grasp as if this heavy when unidentifiable
     "fallback_friction": 0.5,
     "lift_height": 0.10,
     "hold_time": 3.0,

@@ -41,8 +41,9 @@ class Phase(StrEnum):
 ACTIVE = (Phase.PERCEIVING, Phase.PROBING, Phase.IDENTIFYING, Phase.GRASPING, Phase.LIFTING, Phase.HOLDING)
 
 
-# kg: the conservative mass to grasp with when identification gives no number (as if heavy: the
-# policy's grip for it held every mass bin in the evaluation). The demo and `drex eval` use it.
+# kg: the conservative mass to grasp with when identification gives no number (as if heavy: in
+# the node-chain evaluation of MODEL_CARD.md every grasp given it held, in all five mass bins).
+# task_node's default (config/task.yaml), the demo's and `drex eval`'s.
 CONSERVATIVE_FALLBACK_MASS = 1.2
 
 @dataclass
