@@ -29,6 +29,9 @@ setup(
         ("share/" + PACKAGE + "/urdf", glob("urdf/*")),
     ],
     install_requires=["setuptools"],
+    # colcon test runs pytest only for a package that declares it (else unittest finds nothing).
+    tests_require=["pytest"],
+    extras_require={"test": ["pytest", "hypothesis", "pytest-timeout"]},
     zip_safe=False,
     maintainer="drex developers",
     description="Mass-aware dexterous grasping stack for ROS 2",
