@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -131,28 +133,52 @@ def spin_guarded(executor, on_error, keep_going=rclpy.ok, dispatch_pause_s: floa
             time.sleep(dispatch_pause_s)
 
 
+SHUTDOWN_HOLD_S = 0.2  # how long a node that holds the robot spins on after its hold, to send it
+
+
 def spin_node(node_factory, args: list[str] | None = None, executor_factory=None,
               dispatch_pause_s: float = 0.0) -> None:
-    """Entry point body for a node executable: init, spin, shut down cleanly on Ctrl-C.
+    """Entry point body for a node executable: init, spin, and a clean end on SIGINT or SIGTERM.
 
     executor_factory: e.g. a MultiThreadedExecutor for a node whose service runs long;
     default a single-threaded one. dispatch_pause_s > 0: sleep this long after each dispatch,
     for a MultiThreadedExecutor that would otherwise spin without waiting while a callback is
     in flight (an entity is ready but its exclusive group is busy). An exception escaping a
     callback is reported (CallbackErrors) and the node goes on.
+
+    The signals are this function's, not rclpy's: rclpy's handler shuts the context down at
+    once, after which a node can publish nothing, so safety_node could not send its last hold.
+    Here a signal (one, two - a terminal's Ctrl-C reaches every process of the group - or
+    SIGTERM) ends the spinning; a probe in progress is aborted (`abort`), safety holds
+    (`hold`) and gets SHUTDOWN_HOLD_S to send it, then the node is destroyed; exit status 0.
     """
-    rclpy.init(args=args)
-    node = node_factory()
+    stop = threading.Event()
+    rclpy.init(args=args, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    node = None
     try:
+        node = node_factory()
         executor = (executor_factory or rclpy.executors.SingleThreadedExecutor)()
         executor.add_node(node)
-        spin_guarded(executor, CallbackErrors(node).report, dispatch_pause_s=dispatch_pause_s)
-    except KeyboardInterrupt:
-        pass
+        spin_guarded(executor, CallbackErrors(node).report, lambda: rclpy.ok() and not stop.is_set(),
+                     dispatch_pause_s)
+        _last_acts(node, executor, "shutting down")
     finally:
-        try:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if node is not None:
             node.destroy_node()
-            if rclpy.ok():
-                rclpy.shutdown()
-        except (KeyboardInterrupt, RuntimeError):  # a second Ctrl-C, or a context already gone
-            pass
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+def _last_acts(node: Node, executor, reason: str) -> None:
+    """A running probe ends, and the safety node holds (and is spun long enough to send it)."""
+    if hasattr(node, "abort"):
+        node.abort(reason)
+    if hasattr(node, "hold") and rclpy.ok():
+        node.hold(reason)
+        deadline = time.monotonic() + SHUTDOWN_HOLD_S
+        while time.monotonic() < deadline and rclpy.ok():
+            executor.spin_once(timeout_sec=0.02)
+    executor.shutdown(timeout_sec=1.0)  # callbacks in flight get a second to finish
