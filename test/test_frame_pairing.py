@@ -30,3 +30,20 @@ def test_extrinsics_must_be_finite_and_a_unit_quaternion():
         extrinsics_from([0, 0, 0], [2.0, 0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="3 and camera_quaternion_wxyz 4"):
         extrinsics_from([0, 0], [1.0, 0.0, 0.0, 0.0])
+
+
+def test_a_lost_partner_after_pairs_is_told_apart_from_streams_out_of_sync():
+    pairer = FramePairer(max_gap=0.02)
+    pairer.add("colour", 1.00, "c1")
+    assert pairer.add("depth", 1.00, "d1")[0] == ("c1", "d1")
+    pairer.add("colour", 1.033, "c2")  # its depth frame was dropped from a full queue
+    pairer.add("colour", 1.066, "c3")
+    pair, dropped = pairer.add("depth", 1.066, "d3")
+    assert pair == ("c3", "d3")
+    pairer.add("colour", 1.10, "c4")
+    pair, dropped = pairer.add("depth", 1.133, "d5")  # c4's partner lost, moments after a pair
+    assert pair is None and [(f.kind, f.partner_lost) for f in dropped] == [("colour", True)]
+    stale = FramePairer(max_gap=0.02)
+    stale.add("colour", 5.0, "c")
+    _, dropped = stale.add("depth", 5.5, "d")  # never paired: the streams are out of sync
+    assert [(f.kind, f.partner_lost) for f in dropped] == [("colour", False)]

@@ -100,7 +100,8 @@ class PerceptionNode(Node):
         self._last_status = ""
         self._last_diag = 0.0
         self._last_log: dict[str, float] = {}
-        self._counts = {"frames": 0, "poses": 0, "fallback": 0, "lost": 0, "rejected_input": 0}
+        self._counts = {"frames": 0, "poses": 0, "fallback": 0, "lost": 0, "rejected_input": 0, "dropped_busy": 0}
+        self._process_ms = 0.0  # smoothed time to process one frame pair
         self._diag = Diagnostics(self)
         self._pub_pose = self.create_publisher(PoseStamped, p["pose_topic"], 10)
         self._pub_cov = self.create_publisher(PoseWithCovarianceStamped, p["pose_cov_topic"], 10)
@@ -161,9 +162,24 @@ class PerceptionNode(Node):
             self._process(*pair)
         for f in dropped:
             self._counts["rejected_input"] += 1
-            self._report_error(f"{f.kind} frame at {f.stamp:.3f} s has no partner within {self._max_gap * 1e3:.0f} "
-                               f"ms (nearest {f.nearest_gap * 1e3:.0f} ms apart): colour and depth are not in sync",
-                               "sync")
+            if f.partner_lost:
+                self._counts["dropped_busy"] += 1
+                self._report_busy(f)
+            else:
+                self._report_error(f"{f.kind} frame at {f.stamp:.3f} s has no partner within "
+                                   f"{self._max_gap * 1e3:.0f} ms (nearest {f.nearest_gap * 1e3:.0f} ms apart): "
+                                   "colour and depth are not in sync", "sync")
+
+    def _report_busy(self, f) -> None:
+        """A frame whose partner was dropped while this node was busy: a warning about load, not
+        about the camera (at most every LOG_REPEAT_S in the log)."""
+        message = (f"{f.kind} frame at {f.stamp:.3f} s dropped: its partner was lost while this node was busy "
+                   f"({self._process_ms:.0f} ms per frame); poses continue from newer frames")
+        now = time.monotonic()
+        if now - self._last_log.get("busy", -np.inf) >= LOG_REPEAT_S:
+            self._last_log["busy"] = now
+            self.get_logger().warning(message)
+        self._diag.publish("warn", message, self._values())
 
     # --- processing ----------------------------------------------------------------------
     def _process(self, c_msg: Image, d_msg: Image) -> None:
@@ -181,8 +197,10 @@ class PerceptionNode(Node):
                                        self._values())
                     return
                 raise ImageInputError(self._info_error)
+            started = time.perf_counter()
             result = self._perception.process(rgb, depth, self._intrinsics, to_sec(c_msg.header.stamp),
                                               to_sec(d_msg.header.stamp))
+            self._process_ms += 0.2 * ((time.perf_counter() - started) * 1e3 - self._process_ms)
         except ImageInputError as exc:
             self._counts["rejected_input"] += 1
             self._report_error(f"frame rejected: {exc}", "stamps" if "apart" in str(exc) else None)

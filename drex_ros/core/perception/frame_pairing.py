@@ -3,7 +3,8 @@
 Colour and depth arrive as two topics; a pose needs one frame of each taken at the same time.
 The newest colour frame with a depth frame within `max_gap` is processed (older frames are
 stale by then); a frame older than the other stream's newest by more than the gap can never
-be matched and is dropped, and said so.
+be matched and is dropped, and said so: as a lost partner when the streams paired moments
+before (a busy node's full queue drops frames), else as streams out of sync.
 """
 
 from __future__ import annotations
@@ -19,17 +20,24 @@ from scipy.spatial.transform import Rotation
 BUFFERED_FRAMES = 4
 
 
+RECENT_PAIR_S = 1.0  # a pair this recent shows the streams are in sync
+
+
 @dataclass(frozen=True)
 class UnmatchedFrame:
     kind: str  # "colour" or "depth"
     stamp: float
     nearest_gap: float  # s to the nearest frame of the other stream
+    # The streams paired within RECENT_PAIR_S before it: its partner was lost on the way (dropped
+    # from a full queue while the node was busy), not out of sync.
+    partner_lost: bool = False
 
 
 class FramePairer:
     def __init__(self, max_gap: float, depth: int = BUFFERED_FRAMES) -> None:
         self.max_gap = max_gap
         self._frames = {"colour": deque(maxlen=depth), "depth": deque(maxlen=depth)}
+        self.last_pair_stamp: float | None = None
 
     def add(self, kind: str, stamp: float, frame: Any) -> tuple[tuple[Any, Any] | None, list[UnmatchedFrame]]:
         """Add a frame; returns the (colour, depth) pair to process, if any, and the frames dropped."""
@@ -45,6 +53,7 @@ class FramePairer:
                           default=(np.inf, -1))
             if gap <= self.max_gap:
                 d_frame = depths[di][1]
+                self.last_pair_stamp = c_stamp
                 for _ in range(ci + 1):
                     colors.popleft()
                 for _ in range(di + 1):
@@ -58,7 +67,8 @@ class FramePairer:
             frames, others = self._frames[kind], self._frames[other]
             while frames and others and frames[0][0] < others[-1][0] - self.max_gap:
                 stamp, _ = frames.popleft()
-                dropped.append(UnmatchedFrame(kind, stamp, min(abs(o - stamp) for o, _ in others)))
+                lost = self.last_pair_stamp is not None and 0.0 <= stamp - self.last_pair_stamp <= RECENT_PAIR_S
+                dropped.append(UnmatchedFrame(kind, stamp, min(abs(o - stamp) for o, _ in others), lost))
         return dropped
 
 
