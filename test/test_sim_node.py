@@ -158,3 +158,22 @@ def test_reset_rebuilds_the_world_from_parameters(ros):
         assert spin_until(executor, lambda: to_sec(gt.last.header.stamp) < 0.5, 10)
     finally:
         assert proc.stop() == 0
+
+
+def test_a_reality_file_reaches_the_simulated_drivers(ros, tmp_path):
+    """The reality layer through the node's parameters: a +0.3 N*m offset on joint 2 at rest."""
+    from drex_ros.core.sim.reality import Reality
+
+    path = Reality(effort_offset=(0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0)).save(tmp_path / "reality.yaml")
+    node, executor = ros
+    proc = NodeProcess("sim_node", {"publish_camera": False, "reality_file": str(path)},
+                       remaps={"__node": "sim_reality_test", "/joint_states": "/reality_test/joint_states",
+                               "/clock": "/reality_test/clock"})
+    try:
+        states = Collector(node, JointState, "/reality_test/joint_states", qos=100)
+        assert spin_until(executor, lambda: len(states.messages) >= 50, 30), proc.output()
+        effort = joint_state_arrays(states.last, JOINT_NAMES)["effort"]
+        assert effort[JOINT_NAMES.index("panda_joint2")] == pytest.approx(0.3, abs=0.02)
+        assert abs(effort[JOINT_NAMES.index("panda_joint3")]) < 0.02
+    finally:
+        assert proc.stop() == 0

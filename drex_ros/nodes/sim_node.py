@@ -30,6 +30,7 @@ from drex_ros.core.robot.model import JOINT_NAMES, robot_model
 from drex_ros.core.sim.command_intake import CommandIntake, check_array_command, check_named_command
 from drex_ros.core.sim.hardware import CameraFrame, SimulatedHardware
 from drex_ros.core.sim.hardware_faults import FaultConfig
+from drex_ros.core.sim.reality import reality_from
 from drex_ros.core.sim.scene import CameraModel, ObjectConfig, SceneConfig
 from drex_ros.nodes.ros_io import Diagnostics, make_joint_state, spin_node, to_stamp
 
@@ -59,6 +60,11 @@ PARAMETERS = {
     "camera_drop_probability": 0.0,
     "camera_latency": 0.0,
     "fault_seed": 0,
+    # How the simulated cell differs from the nominal model (core/sim/reality.py): "exact" (none),
+    # "perturbed" (drawn from reality_seed), or a YAML file of Reality fields (wins when set).
+    "reality": "exact",
+    "reality_seed": 0,
+    "reality_file": "",
 }
 WARN_PERIOD_S = 2.0
 
@@ -100,7 +106,9 @@ class SimNode(Node):
                            mass=float(self._param("object_mass")), friction=float(self._param("object_friction")),
                            position=tuple(self._param("object_position")), yaw=float(self._param("object_yaw")))
         obj.validate()
-        return SceneConfig(object=obj)
+        kind, path = self._param("reality"), self._param("reality_file")
+        reality = None if kind == "exact" and not path else reality_from(kind, int(self._param("reality_seed")), path)
+        return SceneConfig(object=obj, reality=reality)
 
     def _fault_config(self) -> FaultConfig:
         names = [n for n in FaultConfig.__dataclass_fields__ if n != "seed"]
@@ -123,7 +131,8 @@ class SimNode(Node):
         cfg = self.hw.scene.config.object
         self.get_logger().info(
             f"world ready: {cfg.shape} {cfg.size} m, {cfg.mass:.3f} kg, friction {cfg.friction:.2f}, "
-            f"real_time_factor {self._param('real_time_factor')}, camera {'on' if camera_rate else 'off'}")
+            f"real_time_factor {self._param('real_time_factor')}, camera {'on' if camera_rate else 'off'}, "
+            f"reality {'exact' if self.hw.scene.reality is None else 'perturbed'}")
 
     # --- commands ------------------------------------------------------------------
     def _apply(self, intake: CommandIntake, source: str) -> None:

@@ -9,13 +9,14 @@ node only turns these samples into messages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from drex_ros.core.robot.model import robot_model
 from drex_ros.core.sim.command_intake import CommandIntake
 from drex_ros.core.sim.hardware_faults import ActuatorDelay, FaultConfig, FaultInjector
+from drex_ros.core.sim.reality import Reality
 from drex_ros.core.sim.scene import Scene, SceneConfig
 
 
@@ -49,6 +50,17 @@ class Emitted:
     object_poses: list[ObjectSample] = field(default_factory=list)
 
 
+def with_reality_camera(faults: FaultConfig, reality: Reality | None) -> FaultConfig:
+    """The driver faults with the real cell's camera on top: the larger of each (the command delay
+    and the efforts are the scene's, see reality.py)."""
+    if reality is None:
+        return faults
+    return replace(faults, camera_position_noise=max(faults.camera_position_noise, reality.camera_position_noise),
+                   camera_rotation_noise_deg=max(faults.camera_rotation_noise_deg, reality.camera_rotation_noise_deg),
+                   camera_latency=max(faults.camera_latency, reality.camera_latency),
+                   camera_drop_probability=max(faults.camera_drop_probability, reality.camera_drop_probability))
+
+
 class SimulatedHardware:
     """Scene + faults + publishing schedule. Rates in Hz; camera_rate 0 disables rendering."""
 
@@ -56,7 +68,7 @@ class SimulatedHardware:
                  camera_rate: float = 15.0, object_rate: float = 100.0) -> None:
         if joint_rate <= 0 or object_rate <= 0 or camera_rate < 0:
             raise ValueError("rates must be positive (camera_rate may be 0 to disable the camera)")
-        self.faults = FaultInjector(faults or FaultConfig())
+        self.faults = FaultInjector(with_reality_camera(faults or FaultConfig(), scene_config.reality))
         self.joint_period = 1.0 / joint_rate
         self.camera_period = 1.0 / camera_rate if camera_rate else 0.0
         self.object_period = 1.0 / object_rate

@@ -8,12 +8,14 @@ forward, x right, y down, which is what CameraInfo and PnP expect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 
 import mujoco
 import numpy as np
 
 from drex_ros.core.robot.model import JOINT_NAMES, robot_model
+from drex_ros.core.sim.reality import N_ARM_LINKS, Reality
 from drex_ros.core.sim.scene_build import (
     CameraConfig,
     ObjectConfig,
@@ -39,6 +41,30 @@ class CameraModel:
     rotation: np.ndarray  # 3x3 world_R_optical
 
 
+class NominalGravity:
+    """Gravity torques of the nominal robot model at a joint configuration: what the drivers'
+    gravity compensation applies, whatever the real arm weighs."""
+
+    def __init__(self, config: SceneConfig) -> None:
+        self.model = build_spec(replace(config, reality=None)).compile()
+        self.data = mujoco.MjData(self.model)
+        self._qpos = np.array([self.model.joint(n).qposadr[0] for n in JOINT_NAMES])
+        self._dof = np.array([self.model.joint(n).dofadr[0] for n in JOINT_NAMES])
+        self._out = np.zeros(self.model.nv)
+
+    def torques(self, q: np.ndarray) -> np.ndarray:
+        """(23,) N*m in JOINT_NAMES order."""
+        d = self.data
+        d.qpos[self._qpos] = q
+        mujoco.mj_kinematics(self.model, d)
+        mujoco.mj_comPos(self.model, d)
+        d.qvel[:] = 0.0
+        d.cvel[:] = 0.0
+        d.cdof_dot[:] = 0.0
+        mujoco.mj_rne(self.model, d, 0, self._out)
+        return self._out[self._dof].copy()
+
+
 class Scene:
     """Robot + table + object in MuJoCo, driven by joint position targets."""
 
@@ -56,6 +82,13 @@ class Scene:
         self._camera = self.model.camera("rgbd").id
         self._nominal_camera = (self.model.cam_pos[self._camera].copy(), self.model.cam_quat[self._camera].copy())
         self._renderer: mujoco.Renderer | None = None
+        self.reality: Reality | None = self.config.reality
+        if self.reality is not None:
+            self.reality.validate()
+        self._gravity = None  # the drivers' gravity model, where the physics does not compensate it
+        if self.reality is not None and self.model.body_gravcomp[self.model.body("panda_link1").id] == 0:
+            self._gravity = NominalGravity(self.config)
+        self._effort_rng = np.random.default_rng(self.reality.seed if self.reality else 0)
         self.reset()
 
     # --- state -------------------------------------------------------------------------
@@ -68,6 +101,9 @@ class Scene:
         cfg = self.config.object
         self.data.qpos[self._obj_qpos:self._obj_qpos + 3] = cfg.initial_position()
         self.data.qpos[self._obj_qpos + 3:self._obj_qpos + 7] = [np.cos(cfg.yaw / 2), 0, 0, np.sin(cfg.yaw / 2)]
+        delay = 0 if self.reality is None else int(round(self.reality.actuator_delay / self.timestep))
+        self._commanded = self.data.ctrl[self._act].copy()
+        self._queue: deque[np.ndarray] = deque([self._commanded.copy()] * (delay + 1), maxlen=delay + 1)
         mujoco.mj_forward(self.model, self.data)
 
     @property
@@ -79,8 +115,11 @@ class Scene:
         return float(self.model.opt.timestep)
 
     def set_targets(self, q_target: np.ndarray) -> None:
-        """Position targets for all joints (clipped to the actuators' control range)."""
-        self.data.ctrl[self._act] = q_target
+        """Position targets for all joints (clipped to the actuators' control range); a real
+        cell's motors get them `reality.actuator_delay` later."""
+        self._commanded = np.asarray(q_target, dtype=float).copy()
+        if self.reality is None:
+            self.data.ctrl[self._act] = q_target
 
     def set_effort_limits(self, efforts: np.ndarray) -> None:
         """Per-joint motor torque limits (N*m), e.g. a grip effort; never above the hardware's."""
@@ -89,10 +128,18 @@ class Scene:
         self.model.actuator_forcerange[self._act] = np.column_stack([-efforts, efforts])
 
     def targets(self) -> np.ndarray:
-        return self.data.ctrl[self._act].copy()
+        return self.data.ctrl[self._act].copy() if self.reality is None else self._commanded.copy()
 
     def step(self, n: int = 1) -> None:
-        mujoco.mj_step(self.model, self.data, nstep=n)
+        if self.reality is None:
+            mujoco.mj_step(self.model, self.data, nstep=n)
+            return
+        for _ in range(n):  # the real cell's drivers act on every physics step
+            self._queue.append(self._commanded)
+            self.data.ctrl[self._act] = self._queue[0]
+            if self._gravity is not None:
+                self.data.qfrc_applied[self._dof_adr] = self._gravity.torques(self.joint_positions())
+            mujoco.mj_step(self.model, self.data)
 
     def joint_positions(self) -> np.ndarray:
         return self.data.qpos[self._qpos_adr].copy()
@@ -101,8 +148,34 @@ class Scene:
         return self.data.qvel[self._dof_adr].copy()
 
     def joint_efforts(self) -> np.ndarray:
-        """Motor torques the actuators apply (what a torque-sensing driver reports)."""
-        return self.data.actuator_force[self._act].copy()
+        """What the drivers report: the motor torques beyond gravity compensation; in a real cell
+        (reality.py) as its sensors see them - with or without gravity, friction, offsets, noise."""
+        motor = self.data.actuator_force[self._act].copy()
+        return motor if self.reality is None else self._sensed(motor)
+
+    def _sensed(self, motor: np.ndarray) -> np.ndarray:
+        r = self.reality
+        out = motor
+        if r.friction_side == "link_side":  # the sensor sits after the gearbox: friction hidden
+            out = out + (1.0 - r.link_friction_share) * self.joint_friction()
+        if r.effort_semantics == "with_gravity":
+            out = out + self._gravity.torques(self.joint_positions())
+        arm = slice(0, N_ARM_LINKS)
+        out[arm] += np.asarray(r.effort_offset) + self._effort_rng.normal(0.0, 1.0, N_ARM_LINKS) * r.effort_noise
+        return out
+
+    def joint_friction(self) -> np.ndarray:
+        """(23,) N*m the reality's added joint friction and damping exert on the joints (opposing
+        the motion; the URDF's own small damping is the nominal model's, not a sensing matter)."""
+        d, m = self.data, self.model
+        force = np.zeros(m.nv)
+        damping = m.dof_damping[self._dof_adr[:N_ARM_LINKS]]
+        added = np.asarray(self.reality.joint_damping)
+        force[self._dof_adr[:N_ARM_LINKS]] = d.qfrc_damper[self._dof_adr[:N_ARM_LINKS]] * added / np.maximum(damping,
+                                                                                                         1e-12)
+        rows = np.flatnonzero(d.efc_type[:d.nefc] == mujoco.mjtConstraint.mjCNSTR_FRICTION_DOF)
+        np.add.at(force, d.efc_id[rows], d.efc_force[rows])
+        return force[self._dof_adr]
 
     def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
         q = self.data.qpos

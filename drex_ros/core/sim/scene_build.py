@@ -19,6 +19,8 @@ from drex_ros.core.robot.description import robot_urdf
 from drex_ros.core.robot.markers import marker_layout, marker_texture
 from drex_ros.core.robot.model import ARM_JOINTS, JOINT_NAMES, robot_model
 from drex_ros.core.robot.objects import half_extents
+from drex_ros.core.sim import reality as real
+from drex_ros.core.sim.reality import Reality
 
 TIMESTEP = 0.002
 ARM_KP = (600.0, 600.0, 600.0, 600.0, 250.0, 150.0, 50.0)
@@ -76,6 +78,9 @@ class SceneConfig:
     object: ObjectConfig = field(default_factory=ObjectConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     timestep: float = TIMESTEP
+    # How the simulated cell differs from the nominal model (reality.py); None: it does not. The
+    # identifier builds its replays from its own SceneConfig, which never carries one.
+    reality: Reality | None = None
 
 
 def joint_gains() -> dict[str, dict[str, float]]:
@@ -179,7 +184,7 @@ def _add_marker_tiles(spec: mujoco.MjSpec, body: mujoco.MjsBody, cfg: ObjectConf
         )
 
 
-def _add_object(spec: mujoco.MjSpec, cfg: ObjectConfig) -> None:
+def _add_object(spec: mujoco.MjSpec, cfg: ObjectConfig, reality: Reality | None = None) -> None:
     cfg.validate()
     body = spec.worldbody.add_body(name="object", pos=cfg.initial_position())
     body.quat = [np.cos(cfg.yaw / 2), 0, 0, np.sin(cfg.yaw / 2)]
@@ -193,7 +198,7 @@ def _add_object(spec: mujoco.MjSpec, cfg: ObjectConfig) -> None:
                  "sphere": mujoco.mjtGeom.mjGEOM_SPHERE}[cfg.shape]
     half = half_extents(cfg.shape, cfg.size)
     geom_size = {"box": half, "cylinder": [half[0], half[2], 0], "sphere": [half[0], 0, 0]}[cfg.shape]
-    body.add_geom(
+    geom = body.add_geom(
         name="object_geom",
         type=geom_type,
         size=list(geom_size),
@@ -204,6 +209,8 @@ def _add_object(spec: mujoco.MjSpec, cfg: ObjectConfig) -> None:
         contype=WORLD_CONTYPE,
         conaffinity=WORLD_CONAFFINITY,
     )
+    if reality is not None:
+        real.apply_object(body, geom, half, reality)
     _add_marker_tiles(spec, body, cfg)
 
 
@@ -227,6 +234,9 @@ def build_spec(config: SceneConfig) -> mujoco.MjSpec:
     spec.visual.global_.offwidth = max(640, config.camera.width)
     spec.visual.global_.offheight = max(480, config.camera.height)
     _add_table(spec)
-    _add_object(spec, config.object)
+    _add_object(spec, config.object, config.reality)
+    if config.reality is not None:
+        real.apply_robot(spec, config.reality)
+        real.apply_physics(spec, config.reality)
     _add_camera_and_lights(spec, config.camera)
     return spec
