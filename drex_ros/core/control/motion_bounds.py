@@ -31,7 +31,8 @@ class MotionBounds:
     def __init__(self, lower: np.ndarray, upper: np.ndarray, v_max: np.ndarray, a_max: np.ndarray,
                  j_max: np.ndarray, max_gap: float, braking: float = 0.9) -> None:
         self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
-        self.v_max, self.a_max, self.j_max = (np.asarray(x, float) for x in (v_max, a_max, j_max))
+        # A hair inside the bounds, so float rounding of q + u dt never crosses them.
+        self.v_max, self.a_max, self.j_max = (np.asarray(x, float) * (1 - 1e-9) for x in (v_max, a_max, j_max))
         self.max_gap = float(max_gap)
         self.braking = float(braking)
         self.q: np.ndarray | None = None  # last output

@@ -61,7 +61,7 @@ class GateAudit:
         n = len(gate.names)
         self.t = self.seen = 0.0
         self._rest = np.asarray(start_q, float).copy()  # where the robot is before the outputs' path
-        self.fresh_until = np.full(n, -np.inf)
+        self.sampled = np.full(n, -np.inf)  # each joint's last good sample time
         self.last_command_t = -np.inf
         self.last_stamp = -np.inf
         self.stamp_clock = 1000.0  # the command stamps' clock (the upstream's)
@@ -101,7 +101,7 @@ class GateAudit:
             self.seen = self.t
 
     def _clock_back(self) -> None:
-        self.fresh_until[:] = -np.inf
+        self.sampled[:] = -np.inf
         self.last_command_t = self.last_stamp = -np.inf
         self._rest = self.robot()
         self._out.clear()
@@ -136,11 +136,11 @@ class GateAudit:
             age = e.values[0] * self.c.stamp_tolerance if e.values[1] > 0 else None
         self.gate.on_state(names, q.tolist(), self.t, vel, age)
         if sub == "clean":
-            self.fresh_until[:] = self.t - max(0.0, (age or 0.0) - self.c.stamp_tolerance) + self.c.state_timeout
+            self.sampled[:] = self.t - max(0.0, (age or 0.0) - self.c.stamp_tolerance)
         elif sub in ("old_stamp", "future_stamp"):
-            self.fresh_until[:] = -np.inf
+            self.sampled[:] = -np.inf
         elif sub in GLITCHES:
-            self.fresh_until[j] = -np.inf
+            self.sampled[j] = -np.inf
         # duplicate: refused whole, changes nothing
 
     def _command(self, e: Event) -> None:
@@ -189,7 +189,7 @@ class GateAudit:
 
     # ---- checks -------------------------------------------------------------------------
     def _fresh(self) -> bool:
-        return bool(np.all(self.fresh_until >= self.t))
+        return bool(np.all(self.t - self.sampled <= self.c.state_timeout))
 
     def _expect(self, ok: bool, what: str) -> None:
         if not ok:
