@@ -57,10 +57,11 @@ def run_recorded(scene: Scene, shape: str, size: tuple, times: np.ndarray, comma
     at 500 Hz, object poses at 30 Hz with 2 mm / 1 deg noise, 10% dropped, 40 ms late."""
     jt, jq, jv, je, pt, pp, pq = [], [], [], [], [], [], []
     next_cam = 0.0
+    per_sample = max(1, round(0.002 / scene.timestep))  # a reality may step finer (core/sim/reality.py)
     for q in commands:
         scene.set_targets(q)
         for _ in range(2):
-            scene.step()
+            scene.step(per_sample)
             jt.append(scene.time)
             jq.append(scene.joint_positions())
             jv.append(scene.joint_velocities())

@@ -14,22 +14,33 @@ from drex_ros.cli import main as drex_main
 from drex_ros.core.massid.identify import identify
 from drex_ros.core.massid.push_probe import ProbePlanError
 from drex_ros.core.massid.recording import write_recording
+from drex_ros.core.massid.tare import tare_spans, tared_load
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassEstimate, MassIdConfig, PushWindow, RecordingError
 from drex_ros.core.massid.weigh import weigh, weighing_reason
 from drex_ros.core.massid.weigh_probe import plan_weigh_probe
+from drex_ros.core.robot.model import GRAVITY
+from drex_ros.core.sim.reality import Reality, draw
 from drex_ros.core.sim.scene import ObjectConfig, Scene, SceneConfig
 
 
 def record_weigh(mass: float, shape: str = "sphere", size=(0.03,), position=(0.55, 0.0), yaw: float = 0.0,
-                 seed: int = 0):
+                 seed: int = 0, reality: Reality | None = None, empty: bool = False):
     rng = np.random.default_rng(seed)
     scene = Scene(SceneConfig(object=ObjectConfig(shape=shape, size=size, mass=mass, friction=0.7,
-                                                  position=position, yaw=yaw)))
-    p0, _ = scene.object_pose()
+                                                  position=position, yaw=yaw), reality=reality))
+    p0, q0 = scene.object_pose()
     plan = plan_weigh_probe(scene.joint_positions(), p0, yaw, shape, size)
+    if empty:  # the object is elsewhere: the hand closes on air
+        scene.set_object_pose(np.array([0.2, -0.5, p0[2]]), q0)
     rec = run_recorded(scene, shape, size, plan.times, plan.commands, rng)
     return rec, p0, scene.object_pose()[0]
+
+
+def _hold(rec: Recording) -> tuple[float, float]:
+    """The planned hold of record_weigh's probe (the default plan from the home pose)."""
+    plan = plan_weigh_probe(rec.joint_q[0], np.array([0.55, 0.0, 0.03]), 0.0, "sphere", (0.03,))
+    return plan.push_start, plan.push_end
 
 
 @pytest.mark.parametrize(("mass", "shape", "size"), [(0.1, "sphere", (0.03,)), (1.4, "sphere", (0.03,)),
@@ -101,3 +112,46 @@ def test_drex_identify_weighs_a_lift_bag_and_plots_it(tmp_path, capsys):
     assert out["method"] == "weigh" and out["identifiable"]
     assert out["mass"] == pytest.approx(0.3, rel=0.02) and out["friction"] is None
     assert png.stat().st_size > 20_000
+
+
+OFFSETS = Reality(effort_offset=(0.1, 0.3, -0.2, 0.25, 0.0, -0.1, 0.05))
+HAND_AND_OFFSETS = Reality(effort_offset=OFFSETS.effort_offset, hand_mass_scale=1.05,
+                           link_mass_scale=(1.0, 0.97, 1.0, 1.04, 1.0, 1.03, 1.0), effort_noise=(0.02,) * 7, seed=4)
+
+
+def test_the_tare_cancels_constant_effort_offsets():
+    """Offsets change only what the drivers report, not the motion: tared, the reading is the same."""
+    exact, _, _ = record_weigh(0.3, "box", (0.05, 0.05, 0.05))
+    offset, _, _ = record_weigh(0.3, "box", (0.05, 0.05, 0.05), reality=OFFSETS)
+    cfg = MassIdConfig()
+    a, b = identify(exact, cfg), identify(offset, cfg)
+    assert len(tare_spans(offset, _hold(offset), cfg)) == 2  # before the grasp, after the set-down
+    assert b.identifiable and b.mass == pytest.approx(a.mass, abs=1e-4)  # 0.1 g
+    untared = tared_load(offset, _hold(offset), MassIdConfig(tare_max_joint_offset=0.0)).load / GRAVITY
+    assert abs(untared - a.mass) > 0.03  # what the offsets did without the tare
+
+
+def test_an_empty_hand_weighs_zero_within_its_std_and_gives_no_number():
+    rec, _, _ = record_weigh(0.3, "box", (0.05, 0.05, 0.05), reality=HAND_AND_OFFSETS, empty=True)
+    tared = tared_load(rec, _hold(rec), MassIdConfig())
+    load, std = tared.load, tared.std
+    assert abs(load) < 2 * std and std < 0.05  # N: 5 g
+    with pytest.raises(RecordingError, match="never held the object up"):
+        weigh(rec, MassIdConfig())
+    est = weigh(rec, MassIdConfig(), span=_hold(rec))
+    assert not est.identifiable and "did not hold the object" in est.reason
+
+
+def test_a_light_box_in_a_perturbed_cell_is_weighed_within_its_std():
+    """The arm and hand heavier or lighter than modelled, offsets and noise: the tare takes them out."""
+    rec, _, _ = record_weigh(0.08, "box", (0.05, 0.05, 0.05), reality=HAND_AND_OFFSETS)
+    est = identify(rec, MassIdConfig())
+    assert est.identifiable and abs(est.mass - 0.08) < 2 * est.std and est.std < 0.05 * 0.08, est.summary()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_drawn_realities_weigh_within_two_std_or_give_no_number(seed):
+    rec, _, _ = record_weigh(0.2, "cylinder", (0.03, 0.07), reality=draw(np.random.default_rng(seed)))
+    est = identify(rec, MassIdConfig())
+    if est.identifiable:
+        assert abs(est.mass - 0.2) < 2 * est.std, est.summary()

@@ -105,6 +105,39 @@ class PushForceEstimator:
         twin.data = mujoco.MjData(self.model)
         return twin
 
+    def residual_torques(self, t: np.ndarray, q: np.ndarray, qd: np.ndarray | None, tau: np.ndarray) -> np.ndarray:
+        """(n, 7) N*m: the model's inverse dynamics minus the measured arm efforts, per step between
+        consecutive samples: J^T w_ext, plus whatever the arm's model and sensing miss (a still
+        empty arm's tare, weigh.py)."""
+        m, d = self.model, self.data
+        if qd is None or not np.all(np.isfinite(qd)):
+            qd = np.gradient(q, t, axis=0)
+        h = np.diff(t)
+        steps = np.flatnonzero(h < 1.5 * float(np.median(h)))
+        out = np.empty((len(steps), N_ARM))
+        for i, k in enumerate(steps):
+            d.qpos[self._qpos] = q[k]
+            d.qvel[self._dof] = qd[k]
+            d.qacc[self._dof] = (qd[k + 1] - qd[k]) / h[k]
+            mujoco.mj_inverse(m, d)
+            out[i] = d.qfrc_inverse[self._arm_dofs] - tau[k + 1, :N_ARM]
+        return out
+
+    def force_row(self, q: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        """(7,) p with F = p . (J^T w_ext): the palm face's force on the object along `direction`."""
+        m, d = self.model, self.data
+        d.qpos[self._qpos] = q
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_comPos(m, d)
+        g = self._palm_geom
+        face = d.geom_xpos[g] - d.geom_xmat[g, 0::3] * m.geom_size[g][0]
+        jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
+        mujoco.mj_jac(m, d, jacp, jacr, face, self._palm)
+        jac = np.vstack([jacp[:, self._arm_dofs], jacr[:, self._arm_dofs]])
+        sel = np.zeros(6)
+        sel[:3] = direction
+        return -sel @ np.linalg.solve(jac @ jac.T + 1e-9 * np.eye(6), jac)
+
     def estimate(self, t: np.ndarray, q: np.ndarray, qd: np.ndarray | None, tau: np.ndarray,
                  direction: np.ndarray, cutoff_hz: float = 8.0, stride: int = 2) -> PushForce:
         """F and a along `direction` at every `stride`-th joint sample (arrays in JOINT_NAMES order)."""

@@ -69,12 +69,18 @@ class MassIdConfig:
     min_contrast: float = 25.0  # loss rise (in noise-variance units) at half/double the mass
     # Weighing probes (weigh.py): the palm holds the object this far above where it grasped and
     # set it down; the arm is still below this joint speed; the hold is weighed after `settle` s, for at least
-    # `min_hold` s; relative model error and the largest drift between its halves.
+    # `min_hold` s; the largest drift between its halves. Tares: still stretches within
+    # `tare_max_joint_offset` of the hold's arm configuration (the load bends the arm by a few mrad).
     lift_threshold: float = 0.04  # m
     still_speed: float = 0.02  # rad/s
     settle: float = 0.3  # s
     min_hold: float = 0.5  # s
+    tare_max_joint_offset: float = 0.02  # rad
+    # Relative floor of a weighing's std (a torque sensor's gain error, assumed 1 %: it scales the
+    # load and no tare removes it); the measured scatter and the tares' difference come on top.
     weigh_model_error: float = 0.01
+    # N added to an untared weighing's std: the hand's modelled mass (0.955 kg) is known to ~5 %.
+    weigh_untared_force: float = 0.47
     weigh_max_drift: float = 0.03
     # When a push is weighed as well (weigh.weighing_reason): its relative std is above this
     # (or it gave no number), and it does not read the object heavier than `weigh_max_mass`,

@@ -15,10 +15,19 @@ inverse dynamics in the MuJoCo robot model at the measured states, minus the mea
 is the wrench the held object hangs on the palm, m g. No friction, no rolling, no contact chaos:
 one sample per joint state, averaged over the hold.
 
-Standard deviation: the scatter of 0.1 s block means, in quadrature with `weigh_model_error`
-(measured in-process on four spheres of 0.1-1.5 kg: within 0.7%; on a real arm the joint torque
-sensing and the hand's modelled mass set it). A reading whose two halves differ by more than
-`weigh_max_drift` (the object slipped in the hand, or still swings) is "unidentifiable".
+Tare (tare.py): the empty hand held still at the hold's arm configuration before the grasp and
+after the set-down. What the arm reads there beyond its model - torque offsets, arm and hand
+inertials that differ from the model - is there in the hold too, so the weight is the hold's
+reading minus the tare's (interpolated in time between the two). A recording without a tare is
+weighed absolutely, with `weigh_untared_force` added to its std (the hand's mass alone is known to
+about 5 %, 0.47 N).
+
+Standard deviation, from what was measured: the scatter of 0.1 s block means of hold less tare;
+the difference between the two tares (how far the arm's zero moved over the
+probe: drift, friction held differently at each stop), counted in full; and a relative floor
+`weigh_model_error` (the sensors' relative accuracy). A relative std above `max_rel_std` (as for
+a push), or a reading whose two halves differ by more than `weigh_max_drift` (the object slipped
+in the hand, or still swings), is "unidentifiable".
 """
 
 from __future__ import annotations
@@ -31,11 +40,10 @@ import numpy as np
 
 from drex_ros.core.massid.force_regression import PushForceEstimator
 from drex_ros.core.massid.recording import check_joint_coverage
+from drex_ros.core.massid.tare import UP, arm_speed, runs, tared_load
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassEstimate, MassIdConfig, PushWindow, RecordingError
 from drex_ros.core.robot.model import GRAVITY, robot_model
-
-UP = np.array([0.0, 0.0, 1.0])
 
 
 def weighing_reason(push: MassEstimate | None, cfg: MassIdConfig) -> str:
@@ -57,17 +65,6 @@ def weighing_reason(push: MassEstimate | None, cfg: MassIdConfig) -> str:
     return ""
 
 
-def _arm_speed(rec: Recording) -> np.ndarray:
-    v = rec.joint_v if rec.joint_v is not None else np.gradient(rec.joint_q, rec.joint_t, axis=0)
-    return np.max(np.abs(v[:, :7]), axis=1)
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) index pairs of the True runs of `mask`."""
-    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
-    return list(zip(edges[::2], edges[1::2], strict=True))
-
-
 def with_push_friction(weighed: MassEstimate, push: MassEstimate, cfg: MassIdConfig) -> MassEstimate:
     """The weighed mass with the friction the push read: a push reads mu * m well even where it
     cannot split the two (probe.py), so mu = (mu * m of the push's fit) / weighed mass."""
@@ -82,23 +79,22 @@ def lifted_span(rec: Recording, cfg: MassIdConfig) -> tuple[float, float] | None
     box from the camera for the whole lift and hold. The hold is a stretch of `min_hold` +
     `settle` s with the arm still, the palm `lift_threshold` higher than somewhere in the 4 s
     before it (the grasp) and in the 4 s after it (the set-down), carrying at least the
-    lightest mass's weight. A push rests only at its start and end, empty-handed.
+    lightest mass's weight beyond the tare. A push rests only at its start and end, empty-handed.
     """
     stride = 5
-    t, q, speed = rec.joint_t[::stride], rec.joint_q[::stride], _arm_speed(rec)[::stride]
+    t, q, speed = rec.joint_t[::stride], rec.joint_q[::stride], arm_speed(rec)[::stride]
     if len(t) < 10:
         return None
     model = robot_model()
     z = np.array([model.palm_pose(qi).translation[2] for qi in q])
     window = np.searchsorted(t, t[0] + 4.0)
-    for i0, i1 in sorted(_runs(speed < cfg.still_speed), key=lambda r: r[0] - r[1]):  # longest first
+    for i0, i1 in sorted(runs(speed < cfg.still_speed), key=lambda r: r[0] - r[1]):  # longest first
         if t[i1 - 1] - t[i0] < cfg.min_hold + cfg.settle or i0 == 0 or i1 == len(t):
             continue
         up = np.median(z[i0:i1]) - cfg.lift_threshold
         if z[max(0, i0 - window):i0].min() > up or z[i1:i1 + window].min() > up:
             continue
-        _, load = vertical_load(rec, float(t[i0]), float(t[i1 - 1]), cfg)
-        if len(load) and np.median(load) > cfg.mass_bounds[0] * GRAVITY:
+        if tared_load(rec, (float(t[i0]), float(t[i1 - 1])), cfg).load > cfg.mass_bounds[0] * GRAVITY:
             return float(t[i0]), float(t[i1 - 1])
     return None
 
@@ -129,18 +125,24 @@ def weigh(rec: Recording, cfg: MassIdConfig | None = None, progress: Callable[[s
     win = PushWindow(span[0], t0, t1, xy, 0.0, UP)
     check_joint_coverage(rec, win, cfg)
     say(f"object lifted at t={span[0]:.2f} s; weighing the hold [{t0:.2f}, {t1:.2f}] s")
-    _, force = vertical_load(rec, t0, t1, cfg)
-    mass = float(np.mean(force)) / GRAVITY
-    blocks = np.array([b.mean() for b in np.array_split(force, max(2, int((t1 - t0) / 0.1)))])
-    rel_stat = float(np.std(blocks, ddof=1) / np.sqrt(len(blocks))) / max(abs(np.mean(force)), 1e-9)
-    half = len(force) // 2
-    drift = abs(float(np.mean(force[:half]) - np.mean(force[half:]))) / max(abs(np.mean(force)), 1e-9)
-    rel_std = float(np.hypot(rel_stat, cfg.weigh_model_error))
+    tared = tared_load(rec, span, cfg)
+    if tared.tares:
+        say("tares: " + ", ".join(f"{f:+.3f} N" for f in tared.tares))
+    else:
+        say(f"no tare in the recording: weighed absolutely, +/- {cfg.weigh_untared_force} N for the arm's model")
+    load, diff = tared.load, tared.diff
+    mass = load / GRAVITY
+    half = len(diff) // 2
+    drift = abs(float(np.mean(diff[:half]) - np.mean(diff[half:]))) / max(abs(load), 1e-9)
+    rel_std = float(np.hypot(tared.std / max(abs(load), 1e-9), cfg.weigh_model_error))
     reason = "ok"
     if mass < cfg.mass_bounds[0]:
         reason = f"weighed {mass:.3f} kg, under {cfg.mass_bounds[0]} kg: the hand did not hold the object"
     elif mass > cfg.mass_bounds[1]:
         reason = f"weighed {mass:.3f} kg, outside {cfg.mass_bounds[0]}-{cfg.mass_bounds[1]} kg: not the object's weight"
+    elif rel_std > cfg.max_rel_std:
+        reason = (f"weighed {mass:.3f} kg +/- {rel_std:.0%}, more than {cfg.max_rel_std:.1%}: the arm's zero moved "
+                  "between the tares, or its stops still settled")
     elif drift > cfg.weigh_max_drift:
         reason = (f"the reading drifts by {drift:.1%} over the hold (> {cfg.weigh_max_drift:.0%}): the object slipped "
                   "in the hand or still swings")
@@ -150,6 +152,6 @@ def weigh(rec: Recording, cfg: MassIdConfig | None = None, progress: Callable[[s
         friction_std=None, residual_rms=drift / max(rel_std, 1e-9), reason=reason, cmd_delay=0.0, pose_offset=0.0,
         window=win, curve_masses=np.array([]), curve_loss=np.array([]),
         best_x=np.array([np.log(max(mass, 1e-6)), np.log(max(mass, 1e-6) * 0.6)]), rollouts=0,
-        wall_s=time.perf_counter() - start, direct_mass=mass, force_level=float(np.mean(force)), method="weigh")
+        wall_s=time.perf_counter() - start, direct_mass=mass, force_level=load, method="weigh")
     say(est.summary())
     return est

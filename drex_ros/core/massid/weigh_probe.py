@@ -20,6 +20,13 @@ cylinders came down within 0.5-2.4 cm of the planned spot, turned by 7-37 deg). 
 not stay: squeezed up to 2.2 cm up in the hand, it drops or is flicked on release and rolls
 on (the scene's table has no rolling resistance), so mass_id_node weighs spheres only on
 request (weigh_spheres).
+
+Tare: the empty hand is held still at the hold's arm configuration before the grasp and again
+after the set-down, and weigh.py subtracts what the arm reads there from the loaded hold. What the
+arm's efforts read beyond its model at a still configuration - torque sensor offsets, the gap
+between the real and the modelled arm and hand (the hand alone is 0.955 kg: 5 % is 48 g) - is the
+same with and without the object, so it cancels; only the object's weight remains. Without it a
+held-out reality with such errors read light objects 17-70 % off (issue 19).
 """
 
 from __future__ import annotations
@@ -47,6 +54,13 @@ BACK_OFF_RISE = 0.08  # m
 class WeighTiming:
     """Seconds per segment after the grasp plan's approach, descend and close."""
 
+    # Every stop the arm is weighed at - the tares and the hold - is reached by the same upward
+    # move: joint friction a link-side torque sensor still sees then holds the same way at each.
+    to_tare: float = 3.5  # from the start to the pre-grasp pose (the grasp's approach time) ...
+    rise_to_tare: float = 1.5  # ... and up, empty-handed, to the hold's configuration
+    tare: float = 2.0  # the empty hand held still there, before the grasp and after the set-down (as the hold)
+    tare_to_grasp: float = 1.5  # from there to the grasp's pre-grasp pose
+    back_to_tare: float = 1.5  # after the set-down, up to the hold's configuration again
     grip_settle: float = 0.5  # the fingers come to rest on the object before the lift
     lift: float = 1.5
     hold: float = 2.0  # the weighing window (its first part is left for the swing to die out)
@@ -59,7 +73,9 @@ class WeighTiming:
 def plan_weigh_probe(q_start: np.ndarray, object_position: np.ndarray, object_yaw: float, shape: str,
                      size: tuple[float, ...], rate_hz: float = 250.0,
                      timing: WeighTiming | None = None) -> ProbePlan:
-    """Full-robot commands at `rate_hz`; push_start..push_end of the plan is the hold (direction +z)."""
+    """Full-robot commands at `rate_hz`; push_start..push_end of the plan is the hold (direction +z).
+    The empty hand is held at the hold's arm configuration for `timing.tare` s before the grasp and
+    after the set-down (the tares)."""
     timing = timing or WeighTiming()
     q_start = np.asarray(q_start, dtype=float)
     quat = np.array([np.cos(object_yaw / 2), 0.0, 0.0, np.sin(object_yaw / 2)])
@@ -68,26 +84,26 @@ def plan_weigh_probe(q_start: np.ndarray, object_position: np.ndarray, object_ya
                            timing=GraspTiming())
     except GraspPlanError as exc:
         raise ProbePlanError(f"no weighing grasp can be planned: {exc}") from exc
-    closed = grasp.phases()["close"][1]
+    phases = grasp.phases()
     shift = _set_down_shift(np.asarray(object_position, dtype=float))
     q_set = _palm_ik(grasp.palm_grasp, shift, grasp.q_grasp, q_start)
     q_up = _palm_ik(grasp.palm_grasp, shift + np.array([0.0, 0.0, BACK_OFF_RISE]), q_set, q_start)
-    arm_keys = [  # (end time, arm pose at the end, hand posture at the end)
-        (grasp.phases()["approach"][1], grasp.q_pregrasp, HAND_OPEN),
-        (grasp.phases()["descend"][1], grasp.q_grasp, HAND_OPEN),
-        (closed, grasp.q_grasp, HAND_CLOSED),
-        (closed + timing.grip_settle, grasp.q_grasp, HAND_CLOSED),
-    ]
-    t = arm_keys[-1][0]
-    for span, arm, hand in ((timing.lift, grasp.q_lift, HAND_CLOSED), (timing.hold, grasp.q_lift, HAND_CLOSED),
-                            (timing.lower, q_set, HAND_CLOSED), (timing.release, q_set, HAND_OPEN),
-                            (timing.back_off, q_up, HAND_OPEN),
-                            (timing.home, q_start[:N_ARM], q_start[N_ARM:])):
-        t += span
-        arm_keys.append((t, arm, hand))
-    times = np.arange(0.0, t + 1e-9, 1.0 / rate_hz)
+    segments = (  # (duration, arm pose at the end, hand posture at the end)
+        (timing.to_tare, grasp.q_pregrasp, HAND_OPEN), (timing.rise_to_tare, grasp.q_lift, HAND_OPEN),
+        (timing.tare, grasp.q_lift, HAND_OPEN),
+        (timing.tare_to_grasp, grasp.q_pregrasp, HAND_OPEN),
+        (phases["descend"][1] - phases["descend"][0], grasp.q_grasp, HAND_OPEN),
+        (phases["close"][1] - phases["close"][0], grasp.q_grasp, HAND_CLOSED),
+        (timing.grip_settle, grasp.q_grasp, HAND_CLOSED),
+        (timing.lift, grasp.q_lift, HAND_CLOSED), (timing.hold, grasp.q_lift, HAND_CLOSED),
+        (timing.lower, q_set, HAND_CLOSED), (timing.release, q_set, HAND_OPEN), (timing.back_off, q_up, HAND_OPEN),
+        (timing.back_to_tare, grasp.q_lift, HAND_OPEN), (timing.tare, grasp.q_lift, HAND_OPEN),
+        (timing.home, q_start[:N_ARM], q_start[N_ARM:]))
+    ends = np.cumsum([d for d, _, _ in segments])
+    arm_keys = [(float(t), arm, hand) for t, (_, arm, hand) in zip(ends, segments, strict=True)]
+    times = np.arange(0.0, ends[-1] + 1e-9, 1.0 / rate_hz)
     commands = _interpolate(times, [(0.0, q_start[:N_ARM], q_start[N_ARM:]), *arm_keys])
-    hold_start = arm_keys[4][0]
+    closed, hold_start = float(ends[5]), float(ends[7])
     return ProbePlan(times, commands, push_start=hold_start, contact_time=closed, push_end=hold_start + timing.hold,
                      direction=np.array([0.0, 0.0, 1.0]))
 

@@ -1,0 +1,120 @@
+"""Differential weighing: the loaded hold less the empty hand at the same arm configuration.
+
+The weighing probe (weigh_probe.py) stops the empty arm at the hold's configuration before the
+grasp and after the set-down, each time by the same upward move as the lift. At a still arm the
+residual torques - the model's inverse dynamics minus the measured efforts - are the held load's
+J^T w plus whatever the arm's model and sensing miss: torque offsets, arm and hand inertials that
+differ from the model (the hand is 0.955 kg: 5 % is 48 g). The second part is the same with and
+without the object, so the difference is the object's weight alone.
+
+Done in joint space and mapped to the palm with one row at the hold's configuration: a constant
+offset then cancels exactly, though the load bends the arm by a few mrad. Each stop is read over
+the same time since the arm stopped, so a slow settling common to all stops (joint friction a
+link-side sensor still sees, creeping out) cancels too. The tare at the hold is interpolated in
+time between the one before and the one after; their difference - how far the arm's zero moved
+over the probe - enters the std in full, and so does how much the empty stops still settle while
+read (the loaded stop settles alike, not identically).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from drex_ros.core.massid.force_regression import PushForceEstimator
+from drex_ros.core.massid.trajectory_match import Recording
+from drex_ros.core.massid.types import MassIdConfig
+
+UP = np.array([0.0, 0.0, 1.0])
+
+
+@functools.lru_cache(maxsize=1)
+def _estimator() -> PushForceEstimator:
+    return PushForceEstimator()  # one model for every reading (weighing runs on one thread)
+
+
+def arm_speed(rec: Recording) -> np.ndarray:
+    v = rec.joint_v if rec.joint_v is not None else np.gradient(rec.joint_q, rec.joint_t, axis=0)
+    return np.max(np.abs(v[:, :7]), axis=1)
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) index pairs of the True runs of `mask`."""
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
+    return list(zip(edges[::2], edges[1::2], strict=True))
+
+
+def tare_spans(rec: Recording, span: tuple[float, float], cfg: MassIdConfig) -> list[tuple[float, float]]:
+    """Still stretches besides the hold `span` at its arm configuration (within
+    `tare_max_joint_offset` rad), long enough to weigh: the empty hand's stops."""
+    hold = (rec.joint_t >= span[0]) & (rec.joint_t <= span[1])
+    q_hold = np.median(rec.joint_q[hold, :7], axis=0)
+    out = []
+    for i0, i1 in runs(arm_speed(rec) < cfg.still_speed):
+        t0, t1 = float(rec.joint_t[i0]), float(rec.joint_t[i1 - 1])
+        if t1 - t0 < cfg.settle + cfg.min_hold or (t0 <= span[1] and t1 >= span[0]):
+            continue
+        if np.max(np.abs(np.median(rec.joint_q[i0:i1, :7], axis=0) - q_hold)) <= cfg.tare_max_joint_offset:
+            out.append((t0, t1))
+    return out
+
+
+@dataclass(frozen=True)
+class Stop:
+    """One still stretch read along +z: time since it began (s), N per sample, its mid-time (s)."""
+
+    since: np.ndarray
+    force: np.ndarray
+    t: float
+
+
+def read_stop(rec: Recording, t0: float, t1: float, row: np.ndarray, settle: float) -> Stop:
+    sel = (rec.joint_t >= t0) & (rec.joint_t <= t1)
+    t = rec.joint_t[sel]
+    v = None if rec.joint_v is None else rec.joint_v[sel]
+    r = _estimator().residual_torques(t, rec.joint_q[sel], v, rec.joint_effort[sel])
+    ts = t[1:][np.diff(t) < 1.5 * float(np.median(np.diff(t)))]  # the samples residual_torques read
+    keep = ts >= t0 + settle
+    return Stop(ts[keep] - t0, r[keep] @ row, 0.5 * (t0 + settle + t1))
+
+
+def block_sem(x: np.ndarray, duration: float) -> float:
+    """Standard error of the mean from 0.1 s block means (the samples are correlated)."""
+    blocks = np.array([b.mean() for b in np.array_split(x, max(2, int(duration / 0.1)))])
+    return float(np.std(blocks, ddof=1) / np.sqrt(len(blocks)))
+
+
+@dataclass(frozen=True)
+class TaredLoad:
+    load: float  # N, the object's weight as read
+    std: float  # N
+    diff: np.ndarray  # N per sample: hold less tare, over the common time since stopping
+    tares: tuple[float, ...]  # N, each tare's mean (for the log)
+
+
+def tared_load(rec: Recording, span: tuple[float, float], cfg: MassIdConfig) -> TaredLoad:
+    """The hold over `span` less the empty hand's stops, over the same time since stopping."""
+    sel = (rec.joint_t >= span[0]) & (rec.joint_t <= span[1])
+    row = _estimator().force_row(np.median(rec.joint_q[sel], axis=0), UP)
+    hold = read_stop(rec, span[0], span[1], row, cfg.settle)
+    stops = [read_stop(rec, a, b, row, cfg.settle) for a, b in tare_spans(rec, span, cfg)]
+    if not stops:
+        std = np.hypot(block_sem(hold.force, hold.since[-1] - hold.since[0]), cfg.weigh_untared_force)
+        return TaredLoad(float(hold.force.mean()), float(std), hold.force, ())
+    before = [s for s in stops if s.t < hold.t][-1:]
+    after = [s for s in stops if s.t > hold.t][:1]
+    pair = before + after
+    end = min(s.since[-1] for s in [hold, *pair])
+    grid = hold.since[hold.since <= end]
+    w = (hold.t - pair[0].t) / (pair[1].t - pair[0].t) if len(pair) == 2 else 0.0
+    tares = [np.interp(grid, s.since, s.force) for s in pair]
+    diff = np.interp(grid, hold.since, hold.force) - ((1 - w) * tares[0] + w * tares[-1])
+    spread = abs(float(np.mean(tares[-1] - tares[0])))  # 0 with one tare: nothing shows its drift
+    # How much each empty stop still settles while read (friction the sensors see, creeping out):
+    # the loaded stop settles alike but not identically, so this much is left uncancelled.
+    half = len(grid) // 2
+    settling = float(np.sqrt(np.mean([(t[half:].mean() - t[:half].mean()) ** 2 for t in tares])))
+    std = float(np.sqrt(block_sem(diff, grid[-1] - grid[0]) ** 2 + spread ** 2 + settling ** 2))
+    return TaredLoad(float(diff.mean()), std, diff, tuple(float(s.force.mean()) for s in stops))
