@@ -84,8 +84,14 @@ def min_jerk(s: float | np.ndarray) -> float | np.ndarray:
 
 
 def object_yaw(quat_wxyz: np.ndarray) -> float:
-    """Heading of the object's x axis in the world xy plane (the object stands upright)."""
-    w, x, y, z = np.asarray(quat_wxyz, dtype=float) / np.linalg.norm(quat_wxyz)
+    """Heading of the object's x axis in the world xy plane (the object stands upright).
+
+    A quaternion off unit length by more than rounding is normalised first; one within it is
+    used as it is, so that a yaw does not change in its last bits with the path it took.
+    """
+    q = np.asarray(quat_wxyz, dtype=float)
+    norm = np.linalg.norm(q)
+    w, x, y, z = q / norm if abs(norm - 1.0) > 1e-9 else q
     return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
 
 
