@@ -67,6 +67,7 @@ PARAMETERS = {
     "sensor_qos": "reliable",  # or best_effort, to match the camera driver's publishers
 }
 STREAM_TIMEOUT_S = 1.0
+STARTUP_GRACE_S = 3.0  # s a stream may trail the other's first frame before it is missed
 LOG_REPEAT_S = 2.0  # one error is logged at most this often (diagnostics get every one)
 
 
@@ -116,6 +117,7 @@ class PerceptionNode(Node):
                             "camera_quaternion_wxyz": p["camera_quaternion_wxyz"]}
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._arrivals = {"colour": None, "depth": None}
+        self._first_arrival: dict[str, float] = {}
         self.create_timer(max(self._diag_period, 0.1), self._watch_streams)
         self.get_logger().info(f"tracking object {markers.name!r} ({len(markers.faces)} markers, {source}) from "
                                f"{self._topics['color_topic']} + {self._topics['depth_topic']}; camera at "
@@ -157,6 +159,7 @@ class PerceptionNode(Node):
 
     def _on_frame(self, kind: str, msg: Image) -> None:
         self._arrivals[kind] = time.monotonic()
+        self._first_arrival.setdefault(kind, self._arrivals[kind])
         pair, dropped = self._pairer.add(kind, to_sec(msg.header.stamp), msg)
         if pair is not None:
             self._process(*pair)
@@ -173,7 +176,7 @@ class PerceptionNode(Node):
     def _report_busy(self, f) -> None:
         """A frame whose partner was dropped while this node was busy: a warning about load, not
         about the camera (at most every LOG_REPEAT_S in the log)."""
-        message = (f"{f.kind} frame at {f.stamp:.3f} s dropped: its partner was lost while this node was busy "
+        message = (f"{f.kind} frame at {f.stamp:.3f} s dropped while this node was busy: its partner never came "
                    f"({self._process_ms:.0f} ms per frame); poses continue from newer frames")
         now = time.monotonic()
         if now - self._last_log.get("busy", -np.inf) >= LOG_REPEAT_S:
@@ -240,11 +243,13 @@ class PerceptionNode(Node):
         self._last_status = result.status
 
     def _watch_streams(self) -> None:
-        """One stream flowing without the other never yields a frame pair: say so."""
+        """One stream flowing without the other never yields a frame pair: say so (after a
+        start-up grace: a camera driver's, or the sim's, first colour frames may trail its depth)."""
         now = time.monotonic()
         recent = {k: t is not None and now - t < STREAM_TIMEOUT_S for k, t in self._arrivals.items()}
         for have, missing in (("colour", "depth"), ("depth", "colour")):
-            if recent[have] and not recent[missing]:
+            starting = self._arrivals[missing] is None and now - self._first_arrival[have] < STARTUP_GRACE_S
+            if recent[have] and not recent[missing] and not starting:
                 topic = self._topics["depth_topic" if missing == "depth" else "color_topic"]
                 self._report_error(f"{have} frames arrive but no {missing} frame on {topic} for "
                                    f"{STREAM_TIMEOUT_S:.0f} s: no pose can be computed")
