@@ -29,6 +29,7 @@ BENCHES: dict[str, str] = {
     "chain": "policy -> smoother -> safety latency",
     "perception": "object pose accuracy and speed against ground truth",
     "massid": "mass identification accuracy and wall time",
+    "loop": "whole episodes reaching done, idle and under a CPU hog, one process and per node",
     "safety": "safety clamp: promises on random event sequences, burst speed, watchdog over DDS",
 }
 
