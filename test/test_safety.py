@@ -385,6 +385,27 @@ def test_estop_latches_until_reset_and_reset_refuses_while_pressed():
     assert gate.counters["estop_latched"] == 1 and gate.counters["estop_dropped_command"] == 1
 
 
+def test_a_reset_moves_nothing_the_hold_goes_on_with_its_target():
+    gate = fresh_gate(HOME)
+    gate.on_command(JOINT_NAMES, HOME, [], 0.0)
+    gate.set_estop(True, 0.001)
+    held = gate.on_tick(0.001).positions.copy()
+    drifted = HOME.copy()
+    drifted[:7] += 0.02  # the arm settles a little under the hold
+    t = 0.001
+    for k in range(1, 100):
+        t = 0.001 + 0.005 * k
+        gate.on_state(JOINT_NAMES, drifted, t)
+        gate.on_tick(t)
+    gate.set_estop(False, t)
+    assert gate.reset_estop()[0]
+    for k in range(1, 100):
+        gate.on_state(JOINT_NAMES, drifted, t + 0.005 * k)
+        out = gate.on_tick(t + 0.005 * k)
+        assert out.mode == "hold"
+        np.testing.assert_allclose(out.positions[:7], held[:7], atol=1e-9)  # not a new hold where it drifted
+
+
 @pytest.mark.parametrize("start_latched", [True, False])
 def test_start_latched(start_latched):
     gate = fresh_gate(HOME, config=SafetyConfig(start_latched=start_latched))

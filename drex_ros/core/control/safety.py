@@ -237,7 +237,10 @@ class SafetyGate:
         if not self.estop_latched:
             return True, "e-stop was not latched"
         self.estop_latched = False
-        self._hold = None
+        # The hold goes on with the same target (a reset moves nothing) until a command is accepted.
+        self._last_command_t = -np.inf
+        if self._hold is not None:
+            self._hold_reason = "watchdog"
         self.counters["estop_reset"] += 1
         return True, "e-stop cleared"
 
