@@ -9,7 +9,10 @@ judges time on `watchdog_clock` (steady | ros). `state_freshness: stamp` judges 
 header stamp against this node's ROS clock (driver and node must share a clock: use_sim_time with
 a sim). An exception in a callback is logged once with its traceback, reported on /diagnostics
 and survived: the node holds. `output_type`: joint_state (/drex/joint_command), float64_array
-(forward_position_controller) or joint_trajectory (one point).
+(forward_position_controller) or joint_trajectory (one point). `robot_profile` (a
+config/robots/<name>/profile.yaml; empty for the simulator) adds one output per driver group in
+that driver's names, order and message (core/control/output_routing.py), tightens the limits to
+the profile's, refuses a bad joint map at start, and holds while a driver topic has no subscriber.
 """
 
 from __future__ import annotations
@@ -28,8 +31,12 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from drex_ros.core.control.output_routing import OutputRouter
 from drex_ros.core.control.safety import SafetyConfig, SafetyConfigError, SafetyGate, SafetyOutput
+from drex_ros.core.robot.joint_map import JointMapError
 from drex_ros.core.robot.model import robot_model
+from drex_ros.core.robot.profile import load_profile, tightened_limits
+from drex_ros.nodes.driver_outputs import DriverOutputs
 from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, make_joint_state, spin_node, to_sec
 
 PARAMETERS = {**{name: getattr(SafetyConfig(), name) for name in SafetyConfig.__dataclass_fields__},
@@ -37,7 +44,8 @@ PARAMETERS = {**{name: getattr(SafetyConfig(), name) for name in SafetyConfig.__
               "command_owner": "any", "output_type": "joint_state", "output_topic": "",
               "trajectory_time_from_start": 0.02, "command_topic": "/drex/smoothed/joint_command",
               "joint_states_topic": "/joint_states", "estop_topic": "/drex/estop",
-              "reset_estop_service": "/drex/reset_estop", "owner_topic": "/drex/command_owner"}
+              "reset_estop_service": "/drex/reset_estop", "owner_topic": "/drex/command_owner",
+              "robot_profile": ""}
 ADAPTERS = {"joint_state": (JointState, "/drex/joint_command"),
             "float64_array": (Float64MultiArray, "forward_position_controller/commands"),
             "joint_trajectory": (JointTrajectory, "joint_trajectory_controller/joint_trajectory")}
@@ -66,7 +74,16 @@ class SafetyNode(Node):
                 raise SafetyConfigError(f"{name} must be one of {allowed}, got {p[name]!r}")
         config = SafetyConfig(**{name: type(getattr(SafetyConfig(), name))(p[name])
                                  for name in SafetyConfig.__dataclass_fields__})
-        self.gate = SafetyGate(robot_model().limits, config)  # SafetyConfigError names a bad parameter
+        limits, self._drivers, self._router = robot_model().limits, None, None
+        if p["robot_profile"]:
+            try:
+                profile = load_profile(p["robot_profile"], limits.names)
+            except JointMapError as exc:
+                raise SafetyConfigError(f"robot_profile {p['robot_profile']}: {exc}") from exc
+            limits = tightened_limits(limits, profile)
+            self._drivers, self._router = DriverOutputs(self, profile), OutputRouter(profile)
+        self._deaf: list[str] = []
+        self.gate = SafetyGate(limits, config)  # SafetyConfigError names a bad parameter
         self.gate.set_owner(p["command_owner"])
         self.names, self._p = self.gate.names, p
         msg_type, default_topic = ADAPTERS[p["output_type"]]
@@ -107,6 +124,8 @@ class SafetyNode(Node):
 
     @guarded
     def _on_command(self, msg: JointState) -> None:
+        if self._drivers_missing():
+            return
         out = self.gate.on_command(msg.name, msg.position, msg.effort, self._now(), msg.header.frame_id,
                                    to_sec(msg.header.stamp))
         if out is not None:
@@ -151,6 +170,15 @@ class SafetyNode(Node):
         self._publish_diagnostics()
         return response
 
+    def _drivers_missing(self) -> bool:
+        """A driver topic nobody listens on: hold the rest of the robot and say which (once)."""
+        deaf = self._drivers.deaf() if self._drivers else []
+        if deaf and deaf != self._deaf:
+            self.get_logger().error(f"no driver subscribes to {', '.join(deaf)}: holding, commands dropped")
+            self.hold(f"no driver on {', '.join(deaf)}")
+        self._deaf = deaf
+        return bool(deaf)
+
     def hold(self, reason: str) -> None:
         """Hold the measured position now (used by bringup before shutting the stack down)."""
         self.gate.force_hold(reason)
@@ -184,6 +212,8 @@ class SafetyNode(Node):
             msg.points = [JointTrajectoryPoint(positions=out.positions.tolist(), effort=out.efforts.tolist(),
                                                time_from_start=Duration(sec=int(t), nanosec=int((t % 1) * 1e9)))]
         self._pub.publish(msg)
+        if self._router is not None:
+            self._drivers.publish(self._router.route(out.positions, out.efforts, self.gate.measured(), self._now()))
         self._published[out.mode] += 1
 
     # ---- reporting ----------------------------------------------------------------------
@@ -205,6 +235,8 @@ class SafetyNode(Node):
             self._last_error = ""
         elif not self.gate.state_fresh(t):
             level, text = "error", f"joint state stale ({self.gate.state_age(t):.3f} s): publishing nothing"
+        elif self._deaf:
+            level, text = "error", f"no driver subscribes to {', '.join(self._deaf)}: holding"
         elif self.gate.estop_latched:
             level, text = "error", "e-stop latched: holding"
         elif self.gate.hold_reason:

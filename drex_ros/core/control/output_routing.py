@@ -1,0 +1,74 @@
+"""The safety gate's output (URDF order) split per driver group, in each driver's names, order
+and message shape (core/robot/profile.py describes the drivers).
+
+- joint_trajectory (ros2_controllers' JTC): positions and velocities, never efforts (the JTC
+  on Franka's effort interface rejects points carrying them); the velocity is the output's own
+  rate of change, so the spline the JTC fits is as smooth as the gate's motion bounds.
+- float64_array (forward_command_controller) and joint_state (legacy Allegro node): positions
+  in the driver's order; the legacy node reads by position, so its names are only a label.
+- A hand without torque commands gets the grip effort as a position offset: with the driver's
+  PD gain kp and torque clamp, q_cmd = q_measured + clip(q_target - q_measured, +-tau/kp) makes
+  the driver's PD push with at most tau = min(grip effort, clamp) where a finger stalls on the
+  object, which is what the simulator's effort-limited PD does with the same effort.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from drex_ros.core.robot.profile import GroupSpec, Profile
+
+RESTART_GAP_S = 0.1  # a longer gap between outputs: the velocity restarts at zero (no stale estimate)
+
+
+@dataclass(frozen=True)
+class GroupCommand:
+    """What one driver receives, in its own joint names and order."""
+
+    group: str
+    kind: str  # GroupSpec.command_type
+    topic: str
+    names: tuple[str, ...]
+    positions: np.ndarray
+    velocities: np.ndarray | None  # joint_trajectory only
+    time_from_start: float  # joint_trajectory only
+
+
+class OutputRouter:
+    """Split each gate output per group. `t` is the gate's clock (seconds)."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.groups = list(profile.groups.values())
+        self._last: dict[str, tuple[float, np.ndarray]] = {}
+
+    def route(self, positions: np.ndarray, efforts: np.ndarray, measured: np.ndarray, t: float) -> list[GroupCommand]:
+        return [self._one(g, positions, efforts, measured, t) for g in self.groups]
+
+    def _one(self, g: GroupSpec, positions: np.ndarray, efforts: np.ndarray, measured: np.ndarray,
+             t: float) -> GroupCommand:
+        idx = g.map.urdf_index
+        q = np.asarray(positions, float)[idx]
+        if g.grip == "position_offset":
+            q = grip_offset(q, np.asarray(efforts, float)[idx], np.asarray(measured, float)[idx], g.kp, g.torque_cap)
+        velocities = self._velocity(g.map.group, q, t) if g.command_type == "joint_trajectory" else None
+        return GroupCommand(g.map.group, g.command_type, g.command_topic, g.map.driver_names, q, velocities,
+                            g.horizon_s)
+
+    def _velocity(self, group: str, q: np.ndarray, t: float) -> np.ndarray:
+        last = self._last.get(group)
+        self._last[group] = (t, q.copy())
+        if last is None or not 0.0 < t - last[0] <= RESTART_GAP_S:
+            return np.zeros_like(q)
+        return (q - last[1]) / (t - last[0])
+
+
+def grip_offset(target: np.ndarray, effort: np.ndarray, measured: np.ndarray, kp: np.ndarray,
+                cap: np.ndarray) -> np.ndarray:
+    """Position command whose PD torque (gain kp) stays within min(effort, cap) at the measured
+    position; where the measurement or the effort is missing, the plain target."""
+    tau = np.minimum(np.where(np.isfinite(effort), np.abs(effort), np.inf), cap)
+    reach = tau / kp
+    out = measured + np.clip(target - measured, -reach, reach)
+    return np.where(np.isfinite(measured) & np.isfinite(effort), out, target)
