@@ -9,6 +9,11 @@ by a relay that republishes /drex/sim/object_pose_gt as /drex/object_pose at 30 
 one in this process (timed), from the bags alone, as mass_id_node would: the push, and the
 weighing bag only where the push fell short (core.weigh.weighing_reason). `push_only` in the
 summary gives the push's own figures, every number it gave.
+
+`--reality perturbed` records each object in a different plausible cell (core/sim/reality.py:
+effort offsets and noise, link-side sensing, inertial errors, joint friction, command delay,
+timestep, contact, object CoM, camera), set in sim_node and the relay only; the identifier sees
+the bags alone. `coverage_2std` and `confident_wrong` say whether the reported std can be trusted.
 """
 
 from __future__ import annotations
@@ -55,12 +60,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--domain-id", type=int, default=None,
                         help="ROS_DOMAIN_ID for the recordings (default: 150 + pid %% 80, away from the tests' 1-101)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--reality", choices=("exact", "perturbed"), default="exact",
+                        help="the simulated cell: the identifier's own model (exact), or a different plausible cell "
+                             "per object drawn from core/sim/reality.py's ranges (perturbed; sim_node and the pose "
+                             "relay only, never the identifier)")
+    parser.add_argument("--reality-seed", type=int, default=0, help="seeds the perturbed cells")
+    parser.add_argument("--no-calibration", action="store_true",
+                        help="accepted and ignored: there is no robot calibration yet (calibration_wall_s is null)")
 
 
 def _error_figures(errs: np.ndarray) -> dict:
     return {"median_err_pct": float(np.median(errs)) if errs.size else None,
             "p90_err_pct": float(np.percentile(errs, 90)) if errs.size else None,
             "max_err_pct": float(errs.max()) if errs.size else None}
+
+
+def reality_seed(args: argparse.Namespace, obj: BenchObject) -> int | None:
+    """The perturbed cell object `obj` is recorded in (a different one per object), or None (exact)."""
+    return None if args.reality == "exact" else 1000 * args.reality_seed + obj.index
+
+
+def _honesty(rows: list[dict]) -> dict:
+    """Do the numbers' std cover the truth? A confident wrong number (more than 10 % off, its
+    2 std short of the truth) is the worst outcome: the policy trusts it."""
+    given = [r for r in rows if r["mass_est"] is not None]
+    covered = [abs(r["mass_est"] - r["mass"]) <= 2 * r["std_est"] for r in given]
+    wrong = [abs(r["mass_est"] / r["mass"] - 1) > 0.10 and not c for r, c in zip(given, covered, strict=True)]
+    return {"coverage_2std": float(np.mean(covered)) if given else None, "confident_wrong": int(sum(wrong))}
 
 
 def _summary(rows: list[dict]) -> dict:
@@ -82,9 +108,12 @@ def _summary(rows: list[dict]) -> dict:
         "rms_z": float(np.sqrt(np.mean(np.square(zs)))) if zs.size else None,
         # The push alone, every number it gave (the weighing probe not run): what weighing adds.
         "push_only": {"identified": int(push_errs.size), **_error_figures(push_errs)},
+        **_honesty(rows),
+        "calibration_wall_s": None,  # no robot calibration exists yet
         "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0],
-        "targets": {"median_err_pct": 3.0, "p90_err_pct": 6.0, "median_wall_s": 3.0},
+        "targets": {"median_err_pct": 3.0, "p90_err_pct": 6.0, "median_wall_s": 3.0, "unidentifiable_share": 0.10,
+                    "coverage_2std": 0.9, "confident_wrong": 0},
     }
 
 
@@ -111,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             for obj in tqdm(need, desc="recording probes", disable=args.json, file=sys.stderr):
                 try:
-                    bags[obj.index] = record_probe(obj, args.out / f"object_{obj.index:02d}", say, args.rtf)
+                    bags[obj.index] = record_probe(obj, args.out / f"object_{obj.index:02d}", say, args.rtf,
+                                                   reality_seed(args, obj))
                 except RuntimeError as exc:  # reported in the table, the run goes on
                     failed[obj.index] = str(exc).splitlines()[0]
                     say(f"  object {obj.index}: {failed[obj.index]}")
@@ -130,7 +160,10 @@ def run(args: argparse.Namespace) -> int:
         except BagError as exc:  # a reused bag that cannot be read: say which, no traceback
             print(f"drex bench massid: {exc}", file=sys.stderr)
             return 2
-    summary = _summary(rows)
+    summary = {**_summary(rows), "reality": args.reality,
+               "reality_seed": None if args.reality == "exact" else args.reality_seed}
+    for r in rows:
+        r["reality_seed"] = reality_seed(args, objects[r["index"]])
     if args.json:
         print(json.dumps({**summary, "rows": rows}))
         return 0

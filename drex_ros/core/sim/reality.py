@@ -36,10 +36,10 @@ FRICTION_SIDES = ("motor_side", "link_side")
 CONES = ("elliptic", "pyramidal")
 
 # --- ranges of draw(), with their sources ------------------------------------------------------------
-# Franka Emika Panda datasheet: joint torque sensor resolution < 0.02 N*m, relative accuracy 0.8 %
-# (noise below). Offsets: the sensors drift with temperature and are re-zeroed only at start-up; we
-# assume up to +-0.3 N*m per joint (the order of the residual torques left after identification in
-# Gaz et al. 2019, below). An assumption, not a datasheet figure.
+# Noise: of the order of the joint torque sensors' resolution in Franka's product data (~0.02 N*m,
+# quoted from memory, not checked against the datasheet here), up to 2.5x that. Offsets: strain-gauge
+# sensors drift with temperature between zeroings; we assume up to +-0.3 N*m per joint, the order of
+# the residual torques left after identification in Gaz et al. 2019 (below). Both are assumptions.
 EFFORT_OFFSET_RANGE = 0.3  # N*m, uniform +-
 EFFORT_NOISE_RANGE = (0.01, 0.05)  # N*m, 1 sigma
 # Gaz, Cognetti, Oliva, Robuffo Giordano, De Luca, "Dynamic Identification of the Franka Emika Panda
