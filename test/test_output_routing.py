@@ -139,8 +139,8 @@ def test_franka_reflex_aborts_on_a_step_not_on_smooth_motion():
     t = np.arange(0, 1, 0.02)
     q = 0.3 * (1 - np.cos(np.pi * t))[:, None] * np.ones(7)
     v = 0.3 * np.pi * np.sin(np.pi * t)[:, None] * np.ones(7)
-    assert all(reflex.check(q[k], v[k], t[k]) for k in range(len(t)))
-    assert not reflex.check(q[-1] + 0.1, v[-1], 1.0) and "discontinuity: fr3_joint1" in reflex.error
+    assert all(reflex.check(q[k], v[k], t[k], 0.1) for k in range(len(t)))
+    assert not reflex.check(q[-1] + 0.1, v[-1], 1.0, 0.1) and "discontinuity: fr3_joint1" in reflex.error
     assert not reflex.check(q[-1], v[-1], 1.02)  # latched until recovery
     reflex.recover()
     assert reflex.check(q[-1], v[-1], 1.04)

@@ -32,6 +32,8 @@ CALLBACK_WAIT_S = 3.0  # how long shutdown waits for callbacks still running
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sim", action=argparse.BooleanOptionalAction, default=True,
                         help="also run sim_node, the MuJoCo hardware mirror (default: yes)")
+    parser.add_argument("--robot", default="sim",
+                        help="hardware profile in <config-dir>/robots/ (sim, fr3_allegro, panda_allegro_legacy)")
     parser.add_argument("--config-dir", type=Path, default=None, help="folder with the <node>.yaml files")
     parser.add_argument("--params-file", action="append", default=[], type=Path,
                         help="extra ROS 2 parameter file(s), applied after config-dir's (repeatable)")
@@ -142,13 +144,17 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.signals import SignalHandlerOptions
 
     from drex_ros.commands.bringup_executors import BringupExecutors
+    from drex_ros.commands.robot_profile import profile_arguments
+    from drex_ros.core.robot.joint_map import JointMapError
 
     config_dir = args.config_dir or shipped_config_dir()
     files = {**STACK, **(SIM if args.sim else {})}
     use_sim_time = args.sim if args.use_sim_time is None else args.use_sim_time
     try:
-        ros_args = ros_arguments(config_dir, files, args.params_file, use_sim_time, args.policy_model)
-    except FileNotFoundError as exc:
+        profile = profile_arguments(args.robot, args.sim, config_dir)
+        ros_args = ros_arguments(config_dir, files, profile.files + args.params_file, use_sim_time,
+                                 args.policy_model) + profile.ros_args
+    except (FileNotFoundError, JointMapError) as exc:
         print(f"drex bringup: {exc}")
         return 2
     if args.record and args.record.exists():
@@ -166,8 +172,13 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda _signum, _frame: stop.set())
-    order = (list(SIM) if args.sim else []) + list(STACK)
-    nodes = start_nodes(order)
+    order = (list(SIM) if args.sim else []) + profile.nodes + list(STACK)
+    try:
+        nodes = start_nodes(order)
+    except JointMapError as exc:  # a node refusing the profile's joint map: one line naming the joint
+        print(f"drex bringup: {exc}")
+        rclpy.shutdown()
+        return 2
     if args.record:
         from rclpy.parameter import Parameter
 
@@ -176,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         nodes["recorder"] = RecorderNode(parameter_overrides=[Parameter("path", value=str(args.record))])
     executor = BringupExecutors(nodes, args.executor)
     executor.start()
-    print(f"drex bringup: {', '.join(nodes)} running (sim={args.sim}, use_sim_time={use_sim_time}, "
+    print(f"drex bringup: {', '.join(nodes)} running (robot={args.robot}, sim={args.sim}, use_sim_time={use_sim_time}, "
           f"{executor.kind}); Ctrl-C stops", flush=True)
     if args.start_task:
         _start_task_when_ready(nodes)

@@ -78,6 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=240.0, help="wall seconds allowed per object")
     parser.add_argument("--policy-model", default="", help="ONNX policy instead of the shipped one")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+    parser.add_argument("--robot", default="sim",
+                        help="hardware profile (config/robots/<name>): its drivers are played on the sim")
     parser.add_argument("--one-process", action="store_true",
                         help="run the stack as `drex bringup` (one process) instead of a process per node")
 
@@ -122,7 +124,7 @@ def replace_earlier_bag(bag: Path) -> Path:
 
 # The policy side stops first; safety keeps holding until the rest are down.
 STOP_ORDER = ("task_node", "policy_node", "mass_id_node", "perception_node", "smoother_node", "recorder_node",
-              "safety_node", "sim_node")
+              "safety_node", "joint_state_merger_node", "driver_personality_node", "sim_node")
 
 
 # Sim speed per mode: one process shares one GIL between all nodes and the renderer.
@@ -130,12 +132,13 @@ REAL_TIME_FACTOR = {False: 0.5, True: 0.2}
 
 
 def start_stack(obj: DemoObject, out: Path, stem: str, policy_model: str,
-                one_process: bool = False) -> tuple[dict, Path, Path]:
+                one_process: bool = False, robot: str = "sim") -> tuple[dict, Path, Path]:
     """The whole stack for one object: a process per node (as `ros2 launch` runs it) or `drex bringup`.
 
     Returns (processes by name, the log holding task_node's output, the temporary parameter file).
     """
     from drex_ros.commands.bringup import SIM, STACK, ros_arguments
+    from drex_ros.commands.robot_profile import profile_arguments
     from drex_ros.core.paths import config_dir as shipped_config_dir
     from drex_ros.node_process import NodeProcess
 
@@ -144,20 +147,22 @@ def start_stack(obj: DemoObject, out: Path, stem: str, policy_model: str,
     bag = str(replace_earlier_bag(out / f"{stem}.mcap"))
     overrides = Path(_overrides(obj, out, bag, REAL_TIME_FACTOR[one_process]))
     if one_process:
-        argv = ["bringup", "--sim", "--params-file", str(overrides), "--record", bag]
+        argv = ["bringup", "--sim", "--robot", robot, "--params-file", str(overrides), "--record", bag]
         if policy_model:
             argv += ["--policy-model", policy_model]
         procs = {"bringup": NodeProcess("bringup", module="drex_ros.cli", argv=argv,
                                         log_path=log_dir / "bringup.log")}
         return procs, log_dir / "bringup.log", overrides
-    ros_args = ros_arguments(shipped_config_dir(), {**STACK, **SIM}, [overrides], True, policy_model)
+    profile = profile_arguments(robot, True, shipped_config_dir())
+    ros_args = ros_arguments(shipped_config_dir(), {**STACK, **SIM}, [*profile.files, overrides], True,
+                             policy_model) + profile.ros_args
     procs = {name: NodeProcess(name, ros_args=ros_args, log_path=log_dir / f"{name}.log")
-             for name in [*SIM, *STACK, "recorder_node"]}
+             for name in [*SIM, *profile.nodes, *STACK, "recorder_node"]}
     return procs, log_dir / "task_node.log", overrides
 
 
 def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_model: str,
-                one_process: bool = False) -> EpisodeResult:
+                one_process: bool = False, robot: str = "sim") -> EpisodeResult:
     import rclpy
     from geometry_msgs.msg import PoseStamped
     from rclpy.executors import SingleThreadedExecutor
@@ -170,7 +175,7 @@ def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_m
     result = EpisodeResult(obj)
     stem = f"{index}_{obj.name.replace(' ', '_')}"
     result.bag = str(out / f"{stem}.mcap")
-    procs, task_log, overrides = start_stack(obj, out, stem, policy_model, one_process)
+    procs, task_log, overrides = start_stack(obj, out, stem, policy_model, one_process, robot)
     rclpy.init()
     watcher = rclpy.create_node("demo_watcher", parameter_overrides=[rclpy.parameter.Parameter(
         "use_sim_time", value=True)])
@@ -302,7 +307,8 @@ def run(args: argparse.Namespace) -> int:
     for i, obj in enumerate(OBJECTS[: args.objects], start=1):
         print(f"\n=== object {i}: {obj.name}, {obj.mass} kg (unknown to the stack), friction {obj.friction} ===",
               flush=True)
-        results.append(run_episode(obj, args.out, i, args.timeout, args.policy_model, args.one_process))
+        results.append(run_episode(obj, args.out, i, args.timeout, args.policy_model, args.one_process,
+                                   args.robot))
         print(f"=== {obj.name}: {results[-1].state} ===", flush=True)
     print()
     print_table(results)

@@ -87,7 +87,7 @@ class DriverPersonalityNode(Node):
             q, v = P.check_trajectory(self.arm, msg.joint_names, points, to_sec(msg.header.stamp), self._now())
         except P.Rejected as exc:
             return self._refuse(f"{self.arm.command_topic}: {exc}")
-        if not self.reflex.check(q, v, self._now()):
+        if not self.reflex.check(q, v, self._now(), points[-1].time_from_start):
             return self._refuse(f"{self.arm.name}: {self.reflex.error}")
         self._to_sim.publish(make_joint_state(self.get_clock().now().to_msg(), self.arm.physical, q))
 

@@ -30,10 +30,12 @@ class JointStateMergerNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("joint_state_merger_node", **kwargs)
         path = self.declare_parameter("robot_profile", "").value
+        # >1 only in simulation, where the drivers are Python processes sharing a loaded host
+        scale = float(self.declare_parameter("state_timeout_scale", 1.0).value)
         if not path:
             raise JointMapError("robot_profile is not set (the sim profile needs no merger)")
         profile = load_profile(path, JOINT_NAMES)
-        self.merger = StateMerger(profile, len(JOINT_NAMES), GravityModel().torques)
+        self.merger = StateMerger(profile, len(JOINT_NAMES), GravityModel().torques, max(scale, 1.0))
         self._pub = self.create_publisher(JointState, profile.state_topic, 10)
         for topic in sorted({g.state_topic for g in profile.groups.values()}):
             self.create_subscription(JointState, topic, lambda m, t=topic: self._on_state(t, m), 50)

@@ -41,7 +41,7 @@ class OutputRouter:
 
     def __init__(self, profile: Profile) -> None:
         self.groups = list(profile.groups.values())
-        self._last: dict[str, tuple[float, np.ndarray]] = {}
+        self._last: dict[str, tuple[float, np.ndarray, np.ndarray]] = {}
 
     def route(self, positions: np.ndarray, efforts: np.ndarray, measured: np.ndarray, t: float) -> list[GroupCommand]:
         return [self._one(g, positions, efforts, measured, t) for g in self.groups]
@@ -58,10 +58,13 @@ class OutputRouter:
 
     def _velocity(self, group: str, q: np.ndarray, t: float) -> np.ndarray:
         last = self._last.get(group)
-        self._last[group] = (t, q.copy())
-        if last is None or not 0.0 < t - last[0] <= RESTART_GAP_S:
-            return np.zeros_like(q)
-        return (q - last[1]) / (t - last[0])
+        if last is not None and t == last[0]:  # two outputs on one clock tick (a sim's /clock): keep the estimate
+            self._last[group] = (t, q.copy(), last[2])
+            return last[2]
+        fresh = last is not None and 0.0 < t - last[0] <= RESTART_GAP_S
+        v = (q - last[1]) / (t - last[0]) if fresh else np.zeros_like(q)
+        self._last[group] = (t, q.copy(), v)
+        return v
 
 
 def grip_offset(target: np.ndarray, effort: np.ndarray, measured: np.ndarray, kp: np.ndarray,

@@ -40,10 +40,11 @@ class MergedState:
 
 class StateMerger:
     def __init__(self, profile: Profile, n_joints: int,
-                 gravity: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 gravity: Callable[[np.ndarray], np.ndarray] | None = None, timeout_scale: float = 1.0) -> None:
         self.groups: dict[str, GroupSpec] = dict(profile.groups)
         self.n = n_joints
         self._gravity = gravity
+        self.timeout = {g: s.state_timeout_s * timeout_scale for g, s in self.groups.items()}
         self._latest: dict[str, GroupSample] = {}
         # The merged state is published with each sample of the fastest driver (the arm's 1 kHz),
         # so the identifier sees the arm at its own rate; slower groups contribute their latest.
@@ -74,9 +75,9 @@ class StateMerger:
             s = self._latest.get(name)
             if s is None:
                 out.append(f"{name} state: nothing received on {g.state_topic} yet")
-            elif t - s.t > g.state_timeout_s:
+            elif t - s.t > self.timeout[name]:
                 out.append(f"{name} state stale: {g.state_topic} silent for {t - s.t:.3f} s "
-                           f"(timeout {g.state_timeout_s} s)")
+                           f"(timeout {self.timeout[name]:g} s)")
         return out
 
     def merged(self, t: float) -> MergedState | None:

@@ -118,8 +118,9 @@ class FrankaReflex:
     """Franka's motion generator refuses discontinuous targets (franka_hardware/src/robot.cpp
     forwards them; libfranka raises joint_motion_generator_{velocity,acceleration}_discontinuity,
     franka_ros2 issues #55 #127 #168): a new target must be reachable from the last one, moving on
-    at its velocity, within the joint's acceleration and jerk limits over the time between them.
-    The first violation latches an abort until error recovery, as on the robot."""
+    at its velocity, within the joint's acceleration limit over the time between them, which is
+    at least the point's time_from_start: the JTC spreads a change over that much time (its spline
+    runs at 1 kHz between). The first violation latches an abort until error recovery, as on the robot."""
 
     def __init__(self, facts: DriverFacts) -> None:
         self.facts = facts
@@ -127,13 +128,14 @@ class FrankaReflex:
         self.error = ""
         self._last: tuple[float, np.ndarray, np.ndarray] | None = None
 
-    def check(self, q: np.ndarray, v: np.ndarray, t: float) -> bool:
+    def check(self, q: np.ndarray, v: np.ndarray, t: float, horizon: float = 0.0) -> bool:
         if self.error:
             return False
         if self._last is not None:
             t0, q0, v0 = self._last
             dt = max(t - t0, 0.0)
-            reach = 0.5 * self.acc * dt**2 + self.jerk * dt**3 / 6.0 + DISCONTINUITY_TOLERANCE
+            spread = max(dt, horizon)  # the time over which the JTC may blend the change
+            reach = 0.5 * self.acc * spread**2 + DISCONTINUITY_TOLERANCE
             off = np.abs(q - (q0 + v0 * dt)) - reach
             if (off > 0).any():
                 k = int(np.argmax(off))
