@@ -14,7 +14,11 @@ NODES = [
     "safety_node",
     "task_node",
     "recorder_node",
+    "joint_state_merger_node",
+    "driver_personality_node",
 ]
+# config/robots/<name>/*.yaml, one data_files entry per profile folder
+PROFILES = [("share/" + PACKAGE + "/" + d, glob(d + "/*.yaml")) for d in sorted(glob("config/robots/*"))]
 
 setup(
     name=PACKAGE,
@@ -27,6 +31,7 @@ setup(
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
         ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
         ("share/" + PACKAGE + "/urdf", glob("urdf/*")),
+        *PROFILES,
     ],
     install_requires=["setuptools"],
     # colcon test runs pytest only for a package that declares it (else unittest finds nothing).

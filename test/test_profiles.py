@@ -1,0 +1,115 @@
+"""Hardware profiles through the real nodes: a full episode per profile (drivers played by
+driver_personality_node on the sim), and per profile the three ways the robot must stop with a
+message naming the cause: a wrong joint map, a missing driver topic, a stale hand state."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+from ros_helpers import Collector, spin_until
+
+from drex_ros.core.robot.profile import profile_folder
+from drex_ros.node_process import NodeProcess
+
+ROBOTS = ("fr3_allegro", "panda_allegro_legacy")
+
+
+def _broken_profile(name: str) -> str:
+    """The profile with its hand's last joint mapped onto the first one's URDF joint."""
+    doc = yaml.safe_load((profile_folder(name) / "profile.yaml").read_text())
+    joints = doc["groups"]["hand"]["joints"]
+    joints[-1][1] = joints[0][1]
+    handle = tempfile.NamedTemporaryFile("w", suffix="-broken.yaml", delete=False)
+    yaml.safe_dump(doc, handle)
+    handle.close()
+    return handle.name
+
+
+@pytest.mark.parametrize("robot", ROBOTS)
+@pytest.mark.parametrize("node", ["safety_node", "joint_state_merger_node"])
+def test_wrong_joint_map_refuses_to_start_naming_the_joint(robot, node):
+    proc = NodeProcess(node, params={"robot_profile": _broken_profile(robot)})
+    assert proc.proc.wait(60) == 2
+    assert "more than once" in proc.output() and "joint_" in proc.output()
+
+
+@pytest.mark.parametrize("robot", ROBOTS)
+def test_stale_hand_stops_the_robot_naming_it(ros, robot):
+    """The arm's driver keeps publishing, the hand's never does: no merged state (so safety
+    commands nothing) and the merger names the hand's topic."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import JointState
+
+    from drex_ros.core.robot.model import JOINT_NAMES, robot_model
+    from drex_ros.core.robot.profile import load_profile
+
+    node, executor = ros
+    prof = load_profile(profile_folder(robot), JOINT_NAMES)
+    arm = prof.groups["arm"]
+    merged = Collector(node, JointState, prof.state_topic)
+    diags = Collector(node, DiagnosticArray, "/diagnostics")
+    pub = node.create_publisher(JointState, arm.state_topic, 10)
+    merger = NodeProcess("joint_state_merger_node", params={"robot_profile": str(profile_folder(robot))})
+    q = robot_model().home()[:7].tolist()
+
+    def send_arm() -> bool:
+        msg = JointState(name=list(arm.map.driver_names), position=q, velocity=[0.0] * 7, effort=[0.0] * 7)
+        pub.publish(msg)
+        return any("hand state" in s.message for d in diags.messages for s in d.status
+                   if s.name.endswith("joint_state_merger_node"))
+
+    try:
+        assert spin_until(executor, send_arm, 60), merger.output()
+        assert not merged.messages
+        assert prof.groups["hand"].state_topic in merger.output()
+    finally:
+        merger.stop()
+        node.destroy_publisher(pub)
+
+
+@pytest.mark.parametrize("robot", ROBOTS)
+def test_missing_driver_topic_holds_naming_it(ros, robot):
+    """Fresh state, commands flowing, but no controller on the arm's command topic: safety holds
+    and says which topic has no driver."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import JointState
+
+    from drex_ros.core.robot.model import JOINT_NAMES, robot_model
+    from drex_ros.core.robot.profile import load_profile
+
+    node, executor = ros
+    prof = load_profile(profile_folder(robot), JOINT_NAMES)
+    diags = Collector(node, DiagnosticArray, "/diagnostics")
+    states = node.create_publisher(JointState, "/joint_states", 10)
+    commands = node.create_publisher(JointState, "/drex/smoothed/joint_command", 10)
+    safety = NodeProcess("safety_node", params={"robot_profile": str(profile_folder(robot)), "start_latched": False,
+                                                "state_freshness": "arrival"})
+    q = robot_model().home().tolist()
+
+    def step() -> bool:
+        states.publish(JointState(name=list(JOINT_NAMES), position=q))
+        commands.publish(JointState(name=list(JOINT_NAMES), position=q))
+        return any("no driver subscribes" in s.message for d in diags.messages for s in d.status)
+
+    try:
+        assert spin_until(executor, step, 60), safety.output()
+        assert prof.groups["arm"].command_topic in safety.output()
+    finally:
+        safety.stop()
+        node.destroy_publisher(states)
+        node.destroy_publisher(commands)
+
+
+@pytest.mark.parametrize("robot", ROBOTS)
+def test_episode_through_the_profile(robot, tmp_path: Path):
+    """perceive, push, identify, grasp, lift with the drivers played on the sim."""
+    from drex_ros.commands.demo import OBJECTS, run_episode
+    from drex_ros.core.paths import MODELS_DIR
+
+    result = run_episode(OBJECTS[0], tmp_path, 1, 400.0, str(MODELS_DIR / "grasp_policy.onnx"), robot=robot)
+    logs = tmp_path / "1_light_box_logs" / "driver_personality_node.log"
+    assert "refused" not in logs.read_text(), logs.read_text()[-2000:]
+    assert result.state == "done", (result.state, result.reason)
