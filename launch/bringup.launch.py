@@ -3,8 +3,10 @@
 Starts perception_node, mass_id_node, policy_node, smoother_node, safety_node and
 task_node, each with its parameter file from config_dir; with sim:=true (the default)
 also sim_node, the MuJoCo mirror of the arm, hand and camera drivers. With sim:=false
-nothing that pretends to be hardware is started: remap /joint_states, the camera topics
-and /drex/joint_command to your drivers (see README).
+nothing that pretends to be hardware is started. robot:=<name> (default sim) selects
+config_dir/robots/<name>/: its params.yaml and site.yaml go after each node's file; a driver
+profile adds joint_state_merger_node, remaps the stack to its merged state, and with sim:=true
+plays its drivers on the sim (driver_personality_node; sim_node moved off the drivers' topics).
 """
 
 import os
@@ -46,6 +48,15 @@ def _file_parameters(path: str, node: str) -> dict:
     return (doc.get(node) or doc.get("/" + node) or {}).get("ros__parameters") or {}
 
 
+def _profile(config_dir: str, robot: str) -> tuple[str, dict]:
+    folder = os.path.join(config_dir, "robots", robot)
+    path = os.path.join(folder, "profile.yaml")
+    if not os.path.isfile(path):
+        raise ValueError(f"launch argument robot:={robot!r}: no {path}")
+    with open(path) as f:
+        return folder, yaml.safe_load(f) or {}
+
+
 def _nodes(context, *args, **kwargs):
     sim = _flag(context, "sim")
     use_sim_time = _flag(context, "use_sim_time", allow_auto=True)
@@ -57,6 +68,11 @@ def _nodes(context, *args, **kwargs):
     policy_model = LaunchConfiguration("policy_model").perform(context)
     record = _flag(context, "record")
     record_path = LaunchConfiguration("record_path").perform(context)
+    folder, profile = _profile(config_dir, LaunchConfiguration("robot").perform(context))
+    extra = [f for f in (os.path.join(folder, "params.yaml"), os.path.join(folder, "site.yaml")) if os.path.isfile(f)]
+    drivers = bool(profile.get("groups"))
+    profile_file = os.path.join(folder, "profile.yaml")
+    stack_remaps = list((profile.get("stack_remaps") or {}).items()) if drivers else []
 
     actions = []
     for name, config_file in STACK.items():
@@ -72,14 +88,30 @@ def _nodes(context, *args, **kwargs):
             # empty markers_file means the marker table beside perception.yaml; the node alone can
             # only look in the source checkout or sys.prefix, not in a colcon install's share/drex
             overrides["markers_file"] = markers
-        actions.append(Node(package="drex", executable=name, name=name, output="screen",
-                            parameters=[os.path.join(config_dir, config_file), overrides]))
+        if name == "safety_node" and drivers:
+            overrides["robot_profile"] = profile_file
+            if sim:  # the simulated cell has no operator to release the real robot's start-up latch
+                overrides["start_latched"] = False
+        actions.append(Node(package="drex", executable=name, name=name, output="screen", remappings=stack_remaps,
+                            parameters=[os.path.join(config_dir, config_file), *extra, overrides]))
+    if drivers:
+        merger = {"robot_profile": profile_file, "use_sim_time": use_sim_time}
+        if sim:
+            merger["state_timeout_scale"] = 4.0  # two Python hops on a shared host (commands/robot_profile.py)
+        actions.append(Node(package="drex", executable="joint_state_merger_node", name="joint_state_merger_node",
+                            output="screen", parameters=[merger]))
     if sim:
         # The simulator is the clock: it never waits on /clock itself.
+        sim_remaps = list((profile.get("sim_remaps") or {}).items()) if drivers else []
         actions.append(Node(package="drex", executable="sim_node", name="sim_node", output="screen",
-                            parameters=[os.path.join(config_dir, "sim.yaml")]))
+                            remappings=sim_remaps, parameters=[os.path.join(config_dir, "sim.yaml"), *extra]))
+        if drivers:
+            actions.append(Node(package="drex", executable="driver_personality_node",
+                                name="driver_personality_node", output="screen",
+                                parameters=[{"robot_profile": profile_file, "use_sim_time": True}]))
     if record:
         actions.append(Node(package="drex", executable="recorder_node", name="recorder", output="screen",
+                            remappings=stack_remaps,
                             parameters=[{"path": record_path, "use_sim_time": use_sim_time}]))
     return actions
 
@@ -88,6 +120,8 @@ def generate_launch_description() -> LaunchDescription:
     default_config = os.path.join(get_package_share_directory("drex"), "config")
     return LaunchDescription([
         DeclareLaunchArgument("sim", default_value="true", description="start the MuJoCo sim_node"),
+        DeclareLaunchArgument("robot", default_value="sim",
+                              description="profile in config_dir/robots: sim, fr3_allegro, panda_allegro_legacy"),
         DeclareLaunchArgument("use_sim_time", default_value="auto",
                               description="true/false; auto follows sim"),
         DeclareLaunchArgument("config_dir", default_value=default_config,
