@@ -23,9 +23,8 @@ CHAIN_CONDITIONS = ("true", "nominal")  # (b) comes from the probes
 # The code a (b) outcome depends on beyond the model: the probe and the identifier. Their digest is
 # in a probe's journal key, so changing them runs the probes again instead of reusing old answers.
 _PACKAGE = Path(__file__).resolve().parents[1]
-IDENTIFIER_SOURCES = tuple(_PACKAGE / p for p in (
-    "core/probe.py", "core/probe_recording.py", "core/force_regression.py", "core/trajectory_match.py",
-    "core/massid.py", "nodes/mass_id_node.py"))
+IDENTIFIER_SOURCES = tuple(sorted((_PACKAGE / "core" / "massid").glob("*.py"))) + (
+    _PACKAGE / "nodes" / "mass_id_node.py",)
 CONDITION_KEYS = {"true": "success_true_mass", "identified": "success_identified_mass",
                   "nominal": "success_nominal_mass"}
 
