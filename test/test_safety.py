@@ -289,7 +289,7 @@ def test_implausible_samples_are_stale(change):
     elif change == "fast_velocity":
         v[3] = 10.0
     elif change == "velocity_vs_position":
-        v[3], t = 3.0, 0.09  # the position stood still for 89 ms
+        v[3], t = 3.5, 0.020  # the next sample, 19 ms on, says 3.5 rad/s but the position stood still
     else:
         q[3] = np.nan
     gate.on_state(JOINT_NAMES, q, t, velocities=v)

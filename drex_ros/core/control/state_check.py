@@ -5,7 +5,11 @@ by more than `limit_tolerance`, or farther from the joint's last plausible sampl
 `rate_scale` times its velocity limit allows over the time between them (plus `jump_tolerance`
 for noise); and, where the driver gives a velocity, when that velocity is beyond `rate_scale`
 times the limit (plus `velocity_tolerance`) or disagrees with the position change (trapezoid
-of the two velocities, within `velocity_tolerance * dt + jump_tolerance`). The caller treats an
+of the two velocities, within `velocity_tolerance * dt + jump_tolerance`). The velocity test
+compares consecutive samples only: both plausible and at most `velocity_check_dt` apart. Over
+a longer gap (lost samples on a busy host) or after a rejected sample the trapezoid says
+nothing about a joint that sped up or stopped meanwhile, and judging against an old reference
+would keep a finger that closed fast and then stalled stale for ever. The caller treats an
 implausible joint as stale until a plausible sample comes.
 """
 
@@ -22,6 +26,7 @@ class StateCheckConfig:
     rate_scale: float = 1.5  # x URDF velocity limit between two samples
     jump_tolerance: float = 0.02  # rad of noise on top
     velocity_tolerance: float = 0.5  # rad/s
+    velocity_check_dt: float = 0.02  # s: longest gap over which velocities must explain the position change
 
 
 class StateCheck:
@@ -38,6 +43,7 @@ class StateCheck:
         self.q = np.full(n, np.nan)
         self.v = np.full(n, np.nan)
         self.t = np.full(n, np.nan)
+        self.last_ok = np.zeros(n, dtype=bool)  # the joint's previous sample was plausible
 
     def forget(self) -> None:
         """After a clock jump the sample times mean nothing: judge the next ones by the limits only."""
@@ -54,9 +60,10 @@ class StateCheck:
             ok &= ~known | (np.abs(dq) <= self.max_rate[dst] * dt + c.jump_tolerance)
             has_v = np.isfinite(v)
             ok &= ~has_v | (np.abs(v) <= self.max_rate[dst] + c.velocity_tolerance)
-            both = has_v & known & np.isfinite(self.v[dst])
+            both = has_v & known & np.isfinite(self.v[dst]) & self.last_ok[dst] & (dt <= c.velocity_check_dt)
             mismatch = np.abs(dq - 0.5 * (v + self.v[dst]) * dt)
             ok &= ~both | (mismatch <= c.velocity_tolerance * dt + c.jump_tolerance)
         keep = dst[ok]
         self.q[keep], self.v[keep], self.t[keep] = q[ok], v[ok], t
+        self.last_ok[dst] = ok
         return ok
