@@ -129,18 +129,25 @@ def test_chain_moves_then_estop_holds_until_reset_then_kill_holds(chain):
 
     assert spin_until(executor, latched, 5)  # the safety node reports the latch as soon as it sees it
     assert spin_until(executor, lambda: resting(states), 5)  # the arm stops on the hold target
-    n_policy = len(policy_cmds.messages)
     lo, hi = watch(executor, states, 1.0)
     assert hi - lo < STILL, f"joint 1 moved {hi - lo:.4f} rad during e-stop"
-    assert len(policy_cmds.messages) > n_policy + 50, procs["policy"].output()  # the policy still asked for motion
+    # The e-stop stops the whole stack: the policy disabled itself and asks for nothing more.
+    assert "e-stop: policy disabled" in procs["policy"].output()
+    n_policy = len(policy_cmds.messages)
+    watch(executor, states, 0.5)
+    assert len(policy_cmds.messages) <= n_policy + 1, "the policy kept commanding through the e-stop"
     estop.publish(Bool(data=False))  # releasing the button does not clear the latch
     lo, hi = watch(executor, states, 0.5)
     assert hi - lo < STILL
     held = q1(states)
     reply = call(executor, node.create_client(Trigger, "/drex/reset_estop"), Trigger.Request())
     assert reply.success, reply.message
+    lo, hi = watch(executor, states, 1.0)  # a reset moves nothing: no one commands until told to
+    assert hi - lo < STILL, f"joint 1 moved {hi - lo:.4f} rad after the reset"
+    reply = call(executor, enable, SetBool.Request(data=True))  # the operator (or the task) starts again
+    assert reply.success, reply.message + procs["policy"].output()
     moved = spin_until(executor, lambda: q1(states) > held + 0.05, 10)
-    assert moved, "no motion after reset\n" + procs["policy"].output()
+    assert moved, "no motion after the policy was enabled again\n" + procs["policy"].output()
 
     # Kill the policy mid-motion: the safety watchdog holds the arm.
     moving_from = q1(states)
