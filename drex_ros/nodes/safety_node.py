@@ -206,10 +206,11 @@ class SafetyNode(Node):
         elif kind == "float64_array":
             msg = Float64MultiArray(data=out.positions.tolist())
         else:
+            # ros2_controllers' JTC refuses points with effort fields and trajectories that end in
+            # the past; a zero stamp means "start now" (joint_trajectory_controller_parameters.yaml).
             t = float(self._p["trajectory_time_from_start"])
             msg = JointTrajectory(joint_names=list(self.names))
-            msg.header.stamp = stamp
-            msg.points = [JointTrajectoryPoint(positions=out.positions.tolist(), effort=out.efforts.tolist(),
+            msg.points = [JointTrajectoryPoint(positions=out.positions.tolist(),
                                                time_from_start=Duration(sec=int(t), nanosec=int((t % 1) * 1e9)))]
         self._pub.publish(msg)
         if self._router is not None:
