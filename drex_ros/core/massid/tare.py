@@ -19,7 +19,7 @@ read (the loaded stop settles alike, not identically).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -118,3 +118,24 @@ def tared_load(rec: Recording, span: tuple[float, float], cfg: MassIdConfig) -> 
     settling = float(np.sqrt(np.mean([(t[half:].mean() - t[:half].mean()) ** 2 for t in tares])))
     std = float(np.sqrt(block_sem(diff, grid[-1] - grid[0]) ** 2 + spread ** 2 + settling ** 2))
     return TaredLoad(float(diff.mean()), std, diff, tuple(float(s.force.mean()) for s in stops))
+
+
+def zeroed_before(rec: Recording, t_end: float, cfg: MassIdConfig) -> tuple[Recording, np.ndarray | None]:
+    """The recording with its arm efforts zeroed on the last still, contact-free stretch before
+    `t_end` (a push's start): a constant torque offset and the arm's gravity-model error there leave
+    the push force and the applied-target inversion (trajectory_match). (7,) N*m removed, or None
+    when the arm never rested long enough before the push."""
+    n_end = int(np.searchsorted(rec.joint_t, t_end))
+    still = [(i0, min(i1, n_end)) for i0, i1 in runs(arm_speed(rec)[:n_end] < cfg.still_speed)]
+    still = [(i0, i1) for i0, i1 in still if rec.joint_t[i1 - 1] - rec.joint_t[i0] >= cfg.settle + cfg.min_hold]
+    if not still:
+        return rec, None
+    i0, i1 = still[-1]
+    sel = slice(i0, i1)
+    v = None if rec.joint_v is None else rec.joint_v[sel]
+    r = _estimator().residual_torques(rec.joint_t[sel], rec.joint_q[sel], v, rec.joint_effort[sel])
+    t = rec.joint_t[sel][1:][np.diff(rec.joint_t[sel]) < 1.5 * float(np.median(np.diff(rec.joint_t[sel])))]
+    zero = r[t >= rec.joint_t[i0] + cfg.settle].mean(axis=0)
+    effort = rec.joint_effort.copy()
+    effort[:, :7] += zero  # residual = model - measured: adding it to the measured zeroes the residual
+    return replace(rec, joint_effort=effort), zero
