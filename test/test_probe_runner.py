@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -73,3 +74,18 @@ def test_record_only_runs_the_push_then_the_weighing_and_returns_no_estimate():
     est = probe_and_identify(ProbePolicy("box", identify=False, weigh_fallback=False), MassIdConfig(),
                              probe("push"), _never, lambda rec, kind: None, print, print)
     assert est is None and ran == ["push"]
+
+
+def test_a_clock_that_stands_still_fails_the_probe_but_a_slow_one_does_not():
+    plan = ProbePlan(np.arange(50) / 250, np.zeros((50, 23)), 0.0, 0.0, 0.2, np.array([1.0, 0.0, 0.0]))
+    frozen = CommandStream(StreamSettings(clock_stall_s=0.5), lambda: 7.0, lambda q: None)
+    frozen.start(plan)
+    with pytest.raises(Exception, match="time is not running"):
+        frozen.wait()
+    t0 = time.monotonic()
+    slow = CommandStream(StreamSettings(clock_stall_s=0.5), lambda: 0.1 * (time.monotonic() - t0), lambda q: None)
+    slow.start(plan)
+    ticker = threading.Thread(target=lambda: [slow.tick() or time.sleep(0.01) for _ in range(400)], daemon=True)
+    ticker.start()
+    slow.wait()  # 0.2 s of plan at a tenth of real time: 2 s, no failure
+    assert slow.done.is_set()

@@ -88,7 +88,8 @@ def latest_joint_positions(buffers: ProbeBuffers, wait_s: float, topic: str) -> 
 @dataclass
 class StreamSettings:
     rate_hz: float = 250.0
-    timeout_s: float = 120.0  # wall-clock limit for running the probe
+    timeout_s: float = 600.0  # wall-clock cap on running the probe, however slowly time runs
+    clock_stall_s: float = 10.0  # wall seconds the node's clock may stand still before "time is not running"
     stall_pause_s: float = 0.2  # a gap this long between ticks is a stall: the plan pauses for it
     stall_budget_s: float = 3.0  # ... up to this much in all
 
@@ -142,13 +143,26 @@ class CommandStream:
         self._publish(plan.commands[k])
 
     def wait(self) -> None:
-        """Block until the plan is streamed; ProbeError if aborted or timed out."""
-        finished = self.done.wait(timeout=self.settings.timeout_s)
-        self.plan = None
+        """Block until the plan is streamed; ProbeError if aborted, if the node's clock stands still
+        (no simulator, no /clock), or past the wall-clock cap. A slow clock is not a failure: on a
+        loaded host the simulator runs at a fraction of real time and the probe just takes longer."""
+        s = self.settings
+        cap = time.monotonic() + s.timeout_s
+        clock, moved = self._now(), time.monotonic()
+        try:
+            while not self.done.wait(timeout=0.2) and not self.abort_reason:
+                wall = time.monotonic()
+                if self._now() > clock:
+                    clock, moved = self._now(), wall
+                elif wall - moved > s.clock_stall_s:
+                    raise ProbeError(f"time is not running: the node's clock stood still for {s.clock_stall_s:.0f} s "
+                                     "during the probe (is the simulator or the /clock publisher up?)")
+                if wall > cap:
+                    raise ProbeError(f"the probe did not finish within {s.timeout_s:.0f} s")
+        finally:
+            self.plan = None
         if self.abort_reason:
             raise ProbeError(f"probe aborted: {self.abort_reason}")
-        if not finished:
-            raise ProbeError(f"the probe did not finish within {self.settings.timeout_s} s (is time running?)")
 
     def abort(self, reason: str) -> None:
         self.abort_reason = reason
