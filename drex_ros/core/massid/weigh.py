@@ -78,8 +78,9 @@ def lifted_span(rec: Recording, cfg: MassIdConfig) -> tuple[float, float] | None
     Read off the arm's own joint states, not the camera: in the demo the hand hid the lifted
     box from the camera for the whole lift and hold. The hold is a stretch of `min_hold` +
     `settle` s with the arm still, the palm `lift_threshold` higher than somewhere in the 4 s
-    before it (the grasp) and in the 4 s after it (the set-down), carrying at least the
-    lightest mass's weight beyond the tare. A push rests only at its start and end, empty-handed.
+    before it (the grasp) and in the 4 s after it (the set-down), the one of those that carries
+    the most, and at least the lightest mass's weight beyond the tare. A push rests only at its
+    start and end, empty-handed.
     """
     stride = 5
     t, q, speed = rec.joint_t[::stride], rec.joint_q[::stride], arm_speed(rec)[::stride]
@@ -88,15 +89,20 @@ def lifted_span(rec: Recording, cfg: MassIdConfig) -> tuple[float, float] | None
     model = robot_model()
     z = np.array([model.palm_pose(qi).translation[2] for qi in q])
     window = np.searchsorted(t, t[0] + 4.0)
-    for i0, i1 in sorted(runs(speed < cfg.still_speed), key=lambda r: r[0] - r[1]):  # longest first
+    lifted = []
+    for i0, i1 in runs(speed < cfg.still_speed):
         if t[i1 - 1] - t[i0] < cfg.min_hold + cfg.settle or i0 == 0 or i1 == len(t):
             continue
         up = np.median(z[i0:i1]) - cfg.lift_threshold
         if z[max(0, i0 - window):i0].min() > up or z[i1:i1 + window].min() > up:
             continue
-        if tared_load(rec, (float(t[i0]), float(t[i1 - 1])), cfg).load > cfg.mass_bounds[0] * GRAVITY:
-            return float(t[i0]), float(t[i1 - 1])
-    return None
+        lifted.append((float(t[i0]), float(t[i1 - 1])))
+    if not lifted:
+        return None
+    # The empty hand's stops at the hold's configuration (the tares) can look lifted too (the first
+    # rises from the pre-grasp pose): the hold is the stop that carries the most.
+    span = max(lifted, key=lambda s: float(np.mean(vertical_load(rec, s[0] + cfg.settle, s[1], cfg)[1])))
+    return span if tared_load(rec, span, cfg).load > cfg.mass_bounds[0] * GRAVITY else None
 
 
 def vertical_load(rec: Recording, t0: float, t1: float, cfg: MassIdConfig) -> tuple[np.ndarray, np.ndarray]:

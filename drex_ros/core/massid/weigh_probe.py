@@ -55,12 +55,15 @@ class WeighTiming:
     """Seconds per segment after the grasp plan's approach, descend and close."""
 
     # Every stop the arm is weighed at - the tares and the hold - is reached by the same upward
-    # move: joint friction a link-side torque sensor still sees then holds the same way at each.
+    # move along the grasp's vertical: joint friction a link-side torque sensor still sees then
+    # holds the same way at each. (A tare reached from above the set-down spot, which a push moves
+    # outward, read 0.2-0.3 N apart from the other in drawn cells: the arm's joints arrived from
+    # other directions.)
     to_tare: float = 3.5  # from the start to the pre-grasp pose (the grasp's approach time) ...
     rise_to_tare: float = 1.5  # ... and up, empty-handed, to the hold's configuration
     tare: float = 2.0  # the empty hand held still there, before the grasp and after the set-down (as the hold)
     tare_to_grasp: float = 1.5  # from there to the grasp's pre-grasp pose
-    back_to_tare: float = 1.5  # after the set-down, up to the hold's configuration again
+    back_to_tare: float = 1.5  # after the set-down, to the pre-grasp pose again, and up as before
     grip_settle: float = 0.5  # the fingers come to rest on the object before the lift
     lift: float = 1.5
     hold: float = 2.0  # the weighing window (its first part is left for the swing to die out)
@@ -97,7 +100,8 @@ def plan_weigh_probe(q_start: np.ndarray, object_position: np.ndarray, object_ya
         (timing.grip_settle, grasp.q_grasp, HAND_CLOSED),
         (timing.lift, grasp.q_lift, HAND_CLOSED), (timing.hold, grasp.q_lift, HAND_CLOSED),
         (timing.lower, q_set, HAND_CLOSED), (timing.release, q_set, HAND_OPEN), (timing.back_off, q_up, HAND_OPEN),
-        (timing.back_to_tare, grasp.q_lift, HAND_OPEN), (timing.tare, grasp.q_lift, HAND_OPEN),
+        (timing.back_to_tare, grasp.q_pregrasp, HAND_OPEN), (timing.rise_to_tare, grasp.q_lift, HAND_OPEN),
+        (timing.tare, grasp.q_lift, HAND_OPEN),
         (timing.home, q_start[:N_ARM], q_start[N_ARM:]))
     ends = np.cumsum([d for d, _, _ in segments])
     arm_keys = [(float(t), arm, hand) for t, (_, arm, hand) in zip(ends, segments, strict=True)]
