@@ -9,20 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pinocchio as pin
 
-from drex_ros.core.robot.model import JOINT_NAMES, RobotModel, robot_model
+from drex_ros.core.robot.model import RobotModel, robot_model
 
 
 class GravityModel:
     """g(q) of the URDF model; q and the result in JOINT_NAMES order."""
 
     def __init__(self, model: RobotModel | None = None) -> None:
-        rm = model or robot_model()
-        self._model = rm.model
-        self._data = self._model.createData()
-        self._idx = np.array([self._model.joints[self._model.getJointId(n)].idx_q for n in JOINT_NAMES])
+        self._robot = model or robot_model()
+        self._data = self._robot.model.createData()  # its own: a node's thread must not share the model's
 
     def torques(self, q: np.ndarray) -> np.ndarray:
-        q_pin = np.zeros(self._model.nq)
-        q_pin[self._idx] = q
-        g = pin.computeGeneralizedGravity(self._model, self._data, q_pin)
-        return np.asarray(g)[self._idx].copy()  # 1-DOF revolute joints: idx_v == idx_q
+        g = pin.computeGeneralizedGravity(self._robot.model, self._data, self._robot.to_pin(q))
+        return np.asarray(g)[self._robot.pin_index].copy()  # 1-DOF revolute joints: idx_v == idx_q

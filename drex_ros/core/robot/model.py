@@ -71,13 +71,13 @@ class RobotModel:
         if sorted(pin_names) != sorted(JOINT_NAMES):
             raise ValueError(f"URDF joints {pin_names} differ from {JOINT_NAMES}")
         # q_pin[pin_index[i]] is the canonical joint i (all joints are 1-DOF revolute).
-        self._pin_index = np.array([self.model.joints[self.model.getJointId(n)].idx_q for n in JOINT_NAMES])
+        self.pin_index = np.array([self.model.joints[self.model.getJointId(n)].idx_q for n in JOINT_NAMES])
         self.limits = JointLimits(
             names=JOINT_NAMES,
-            lower=self.model.lowerPositionLimit[self._pin_index].copy(),
-            upper=self.model.upperPositionLimit[self._pin_index].copy(),
-            velocity=self.model.velocityLimit[self._pin_index].copy(),
-            effort=self.model.effortLimit[self._pin_index].copy(),
+            lower=self.model.lowerPositionLimit[self.pin_index].copy(),
+            upper=self.model.upperPositionLimit[self.pin_index].copy(),
+            velocity=self.model.velocityLimit[self.pin_index].copy(),
+            effort=self.model.effortLimit[self.pin_index].copy(),
         )
         self._palm = self.model.getFrameId(PALM_FRAME)
         self._tips = {f: self.model.getFrameId(n) for f, n in FINGERTIP_FRAMES.items()}
@@ -96,16 +96,17 @@ class RobotModel:
     def random_configuration(self, rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(self.limits.lower, self.limits.upper)
 
-    def _to_pin(self, q: np.ndarray) -> np.ndarray:
+    def to_pin(self, q: np.ndarray) -> np.ndarray:
+        """q in JOINT_NAMES order -> pinocchio's configuration vector."""
         q_pin = np.zeros(self.model.nq)
-        q_pin[self._pin_index] = q
+        q_pin[self.pin_index] = q
         return q_pin
 
     def _update(self, q: np.ndarray) -> None:
         q = np.asarray(q, dtype=float)
         if q.shape != (len(JOINT_NAMES),):
             raise ValueError(f"expected {len(JOINT_NAMES)} joint positions, got shape {q.shape}")
-        pin.framesForwardKinematics(self.model, self.data, self._to_pin(q))
+        pin.framesForwardKinematics(self.model, self.data, self.to_pin(q))
 
     def palm_pose(self, q: np.ndarray) -> pin.SE3:
         """World pose of the palm frame (robot base = world)."""
@@ -135,10 +136,10 @@ class RobotModel:
         tolerances were met, so a caller never uses an unreachable pose unknowingly.
         """
         q = np.clip(np.asarray(q0, dtype=float).copy(), self.limits.lower, self.limits.upper)
-        arm_cols = self._pin_index[self._arm_idx]  # pinocchio velocity index == q index here
+        arm_cols = self.pin_index[self._arm_idx]  # pinocchio velocity index == q index here
         err = np.zeros(6)
         for it in range(1, max_iter + 1):
-            q_pin = self._to_pin(q)
+            q_pin = self.to_pin(q)
             pin.framesForwardKinematics(self.model, self.data, q_pin)
             current = self.data.oMf[self._palm]
             err = pin.log6(current.actInv(target)).vector
