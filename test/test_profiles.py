@@ -5,7 +5,6 @@ message naming the cause: a wrong joint map, a missing driver topic, a stale han
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
 
 import pytest
 import yaml
@@ -101,15 +100,3 @@ def test_missing_driver_topic_holds_naming_it(ros, robot):
         safety.stop()
         node.destroy_publisher(states)
         node.destroy_publisher(commands)
-
-
-@pytest.mark.parametrize("robot", ROBOTS)
-def test_episode_through_the_profile(robot, tmp_path: Path):
-    """perceive, push, identify, grasp, lift with the drivers played on the sim."""
-    from drex_ros.commands.demo import OBJECTS, run_episode
-    from drex_ros.core.paths import MODELS_DIR
-
-    result = run_episode(OBJECTS[0], tmp_path, 1, 400.0, str(MODELS_DIR / "grasp_policy.onnx"), robot=robot)
-    logs = tmp_path / "1_light_box_logs" / "driver_personality_node.log"
-    assert "refused" not in logs.read_text(), logs.read_text()[-2000:]
-    assert result.state == "done", (result.state, result.reason)
