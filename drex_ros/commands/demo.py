@@ -175,8 +175,8 @@ def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_m
     result = EpisodeResult(obj)
     stem = f"{index}_{obj.name.replace(' ', '_')}"
     result.bag = str(out / f"{stem}.mcap")
+    rclpy.init()  # before the stack: an rclpy that cannot start must not leave the nodes running
     procs, task_log, overrides = start_stack(obj, out, stem, policy_model, one_process, robot)
-    rclpy.init()
     watcher = rclpy.create_node("demo_watcher", parameter_overrides=[rclpy.parameter.Parameter(
         "use_sim_time", value=True)])
     def on_state(msg: String) -> None:
