@@ -20,13 +20,6 @@ class BenchObject(ObjectSample):
 
 
 # --- recording through the nodes -----------------------------------------------------------------
-# safety_node's joint-state plausibility check (core/control/state_check.py) compares a joint's
-# velocity with its position change since its last *plausible* sample: once a finger is flagged while
-# it closes fast and then stalls on the object, the gap grows and it never becomes plausible again,
-# safety publishes nothing, and the weighing probe stops at the grip (seen twice, 10.9 s into the
-# probe). Until that is fixed there, the bench's safety_node does not judge velocities against
-# positions; limits, rates and every motion bound stay on.
-SAFETY_WORKAROUND = {"state_velocity_tolerance": 1000.0}
 class ProbeUnidentifiable(RuntimeError):
     """mass_id_node answered "unidentifiable" before recording (no probe can be planned)."""
 
@@ -55,7 +48,7 @@ def record_probe(obj: BenchObject, out_dir: Path, say, rtf: float,
                                  "object_friction": obj.friction, "object_position": list(obj.position),
                                  "object_yaw": obj.yaw, **world}),
         NodeProcess("smoother_node"),
-        NodeProcess("safety_node", SAFETY_WORKAROUND),
+        NodeProcess("safety_node"),
         NodeProcess("mass_id_node", {"use_sim_time": True, "object_shape": obj.shape, "object_size": list(obj.size),
                                      "record_dir": str(out_dir), "identify": False}),
     ]
