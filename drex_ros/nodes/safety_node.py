@@ -220,7 +220,7 @@ class SafetyNode(Node):
     # ---- reporting ----------------------------------------------------------------------
     def _log_new_reasons(self) -> None:
         now = time.monotonic()
-        for reason, count in self.gate.counters.items():
+        for reason, count in list(self.gate.counters.items()):  # a snapshot: other threads count on (bringup)
             if count != self._reported[reason] and now - self._last_log.get(reason, -1e9) > LOG_PERIOD_S:
                 self.get_logger().warning(f"{reason}: {count} in total")
                 self._reported[reason], self._last_log[reason] = count, now
@@ -244,7 +244,7 @@ class SafetyNode(Node):
             level, text = "warn", f"holding ({self.gate.hold_reason})"
         else:
             level, text = "ok", "commanding"
-        values = {**{f"published_{k}": v for k, v in self._published.items()}, **self.gate.counters,
+        values = {**{f"published_{k}": v for k, v in self._published.items()}, **dict(list(self.gate.counters.items())),
                   "command_owner": self.gate.owner}
         self._diag.publish(level, text, values)
 

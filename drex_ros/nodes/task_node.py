@@ -52,7 +52,7 @@ PARAMETERS = {
     "object_pose_timeout": 3.0,
     "command_timeout": 1.0,
     "timeout_perceiving": 10.0,
-    "timeout_probing": 40.0,
+    "timeout_probing": 90.0,  # sim s: push and tared weighing probes with their pauses
     "timeout_identifying": 60.0,
     "timeout_grasping": 20.0,
     "timeout_lifting": 10.0,

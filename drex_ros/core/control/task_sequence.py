@@ -49,7 +49,7 @@ CONSERVATIVE_FALLBACK_MASS = 1.2
 @dataclass
 class TaskSettings:
     timeouts: dict[str, float] = field(default_factory=lambda: {
-        "perceiving": 10.0, "probing": 40.0, "identifying": 60.0, "grasping": 20.0, "lifting": 10.0,
+        "perceiving": 10.0, "probing": 90.0, "identifying": 60.0, "grasping": 20.0, "lifting": 10.0,
         "holding": 10.0})
     # Task-level watchdogs (the safety node guards the fast loop). A busy node may process a
     # new /clock before the queued state messages, so these leave room for one stall.
