@@ -37,8 +37,14 @@ def to_message(c: GroupCommand, stamp):
         msg = JointState(name=list(c.names), position=c.positions.tolist())
         msg.header.stamp = stamp
         return msg
-    t = c.time_from_start
-    msg = JointTrajectory(joint_names=list(c.names))  # header stamp 0: the JTC starts it now
-    msg.points = [JointTrajectoryPoint(positions=c.positions.tolist(), velocities=c.velocities.tolist(),
-                                       time_from_start=Duration(sec=int(t), nanosec=int(round((t % 1) * 1e9))))]
-    return msg
+    return trajectory(c.names, c.positions, c.time_from_start, c.velocities)
+
+
+def trajectory(names, positions, seconds: float, velocities=None) -> JointTrajectory:
+    """One point `seconds` ahead, as ros2_controllers' JTC takes it: no effort field, header
+    stamp 0 = start now (joint_trajectory_controller_parameters.yaml)."""
+    point = JointTrajectoryPoint(positions=list(map(float, positions)),
+                                 time_from_start=Duration(sec=int(seconds), nanosec=int(round((seconds % 1) * 1e9))))
+    if velocities is not None:
+        point.velocities = list(map(float, velocities))
+    return JointTrajectory(joint_names=list(names), points=[point])

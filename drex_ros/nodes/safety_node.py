@@ -23,20 +23,19 @@ import time
 import traceback
 from collections import Counter
 
-from builtin_interfaces.msg import Duration
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from drex_ros.core.control.output_routing import OutputRouter
 from drex_ros.core.control.safety import SafetyConfig, SafetyConfigError, SafetyGate, SafetyOutput
 from drex_ros.core.robot.joint_map import JointMapError
 from drex_ros.core.robot.model import robot_model
 from drex_ros.core.robot.profile import load_profile, tightened_limits
-from drex_ros.nodes.driver_outputs import DriverOutputs
+from drex_ros.nodes.driver_outputs import DriverOutputs, trajectory
 from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, make_joint_state, spin_node, to_sec
 
 PARAMETERS = {**{name: getattr(SafetyConfig(), name) for name in SafetyConfig.__dataclass_fields__},
@@ -206,12 +205,7 @@ class SafetyNode(Node):
         elif kind == "float64_array":
             msg = Float64MultiArray(data=out.positions.tolist())
         else:
-            # ros2_controllers' JTC refuses points with effort fields and trajectories that end in
-            # the past; a zero stamp means "start now" (joint_trajectory_controller_parameters.yaml).
-            t = float(self._p["trajectory_time_from_start"])
-            msg = JointTrajectory(joint_names=list(self.names))
-            msg.points = [JointTrajectoryPoint(positions=out.positions.tolist(),
-                                               time_from_start=Duration(sec=int(t), nanosec=int((t % 1) * 1e9)))]
+            msg = trajectory(self.names, out.positions, float(self._p["trajectory_time_from_start"]))
         self._pub.publish(msg)
         if self._router is not None:
             self._drivers.publish(self._router.route(out.positions, out.efforts, self.gate.measured(), self._now()))
