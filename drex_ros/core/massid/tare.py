@@ -26,6 +26,7 @@ import numpy as np
 from drex_ros.core.massid.force_regression import PushForceEstimator
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassIdConfig
+from drex_ros.core.robot.model import robot_model
 
 UP = np.array([0.0, 0.0, 1.0])
 
@@ -118,6 +119,80 @@ def tared_load(rec: Recording, span: tuple[float, float], cfg: MassIdConfig) -> 
     settling = float(np.sqrt(np.mean([(t[half:].mean() - t[:half].mean()) ** 2 for t in tares])))
     std = float(np.sqrt(block_sem(diff, grid[-1] - grid[0]) ** 2 + spread ** 2 + settling ** 2))
     return TaredLoad(float(diff.mean()), std, diff, tuple(float(s.force.mean()) for s in stops))
+
+
+def sweep_after(rec: Recording, span: tuple[float, float], cfg: MassIdConfig) -> tuple[float, float] | None:
+    """(start, end) of the arm's sweep right after the still stretch `span` (weigh_probe.py: raised
+    and lowered back), or None: the motion up to the next still stretch of `min_sweep_rest` s must
+    raise the palm by `min_sweep_height` and bring it back to within a quarter of that."""
+    t, speed = rec.joint_t, arm_speed(rec)
+    i0 = int(np.searchsorted(t, span[1], side="right"))
+    for j0, j1 in runs(speed[i0:] < cfg.still_speed):
+        if t[i0 + j1 - 1] - t[i0 + j0] >= cfg.min_sweep_rest or i0 + j1 == len(t):
+            i1 = i0 + j0
+            break
+    else:
+        return None
+    if i1 - i0 < 10:
+        return None
+    model = robot_model()
+    z = [model.palm_pose(rec.joint_q[i]).translation[2] for i in [*range(i0, i1, max(1, (i1 - i0) // 20)), i1 - 1]]
+    back = abs(z[-1] - z[0]) <= 0.25 * cfg.min_sweep_height
+    return (float(t[i0]), float(t[i1 - 1])) if back and max(z) - z[0] >= cfg.min_sweep_height else None
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One sweep: time since it began (s), residual torques (n, 7) N*m, the force row at each
+    sample's arm configuration (n, 7), its mid-time (s)."""
+
+    since: np.ndarray
+    torques: np.ndarray
+    rows: np.ndarray
+    t: float
+
+    def on(self, grid: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return resample(grid, self.since, values)
+
+
+def resample(grid: np.ndarray, t: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(len(grid), k): each column of `values` (sampled at `t`) linearly interpolated at `grid`."""
+    return np.column_stack([np.interp(grid, t, values[:, j]) for j in range(values.shape[1])])
+
+
+def read_sweep(rec: Recording, t0: float, t1: float) -> Sweep:
+    sel = np.flatnonzero((rec.joint_t >= t0) & (rec.joint_t <= t1))
+    t = rec.joint_t[sel]
+    v = None if rec.joint_v is None else rec.joint_v[sel]
+    r = _estimator().residual_torques(t, rec.joint_q[sel], v, rec.joint_effort[sel])
+    kept = np.flatnonzero(np.diff(t) < 1.5 * float(np.median(np.diff(t)))) + 1  # the samples r reads
+    knots = kept[::10] if kept[-1] in kept[::10] else np.r_[kept[::10], kept[-1]]
+    rows = np.array([_estimator().force_row(rec.joint_q[sel[k]], UP) for k in knots])
+    return Sweep(t[kept] - t0, r, resample(t[kept], t[knots], rows), 0.5 * (t0 + t1))
+
+
+def tared_sweep_load(rec: Recording, span: tuple[float, float], cfg: MassIdConfig) -> TaredLoad | None:
+    """The hold's sweep less the empty hand's sweeps, sample by sample over the time since each
+    began, or None where the recording has no such sweeps (a probe from before them). Both are
+    read along +z with the hold's force rows, so a constant torque offset cancels exactly. Over a
+    sweep that starts and ends at rest the object's mean acceleration is nil: the mean is m g."""
+    hold_sweep = sweep_after(rec, span, cfg)
+    tares = [s for s in (sweep_after(rec, a, cfg) for a in tare_spans(rec, span, cfg)) if s is not None]
+    if hold_sweep is None or not tares:
+        return None
+    hold = read_sweep(rec, *hold_sweep)
+    before = [s for s in tares if s[0] < hold_sweep[0]][-1:]
+    after = [s for s in tares if s[0] > hold_sweep[0]][:1]
+    pair = [read_sweep(rec, *s) for s in before + after]
+    end = min(s.since[-1] for s in [hold, *pair])
+    grid = hold.since[hold.since <= end]
+    rows = hold.rows[: len(grid)]
+    w = (hold.t - pair[0].t) / (pair[1].t - pair[0].t) if len(pair) == 2 else 0.0
+    tare = [np.einsum("ij,ij->i", s.on(grid, s.torques), rows) for s in pair]
+    diff = np.einsum("ij,ij->i", hold.torques[: len(grid)], rows) - ((1 - w) * tare[0] + w * tare[-1])
+    spread = abs(float(np.mean(tare[-1] - tare[0])))  # how far the arm's zero moved over the probe
+    std = float(np.hypot(block_sem(diff, grid[-1] - grid[0]), spread))
+    return TaredLoad(float(diff.mean()), std, diff, tuple(float(t.mean()) for t in tare))
 
 
 def zeroed_before(rec: Recording, t_end: float, cfg: MassIdConfig) -> tuple[Recording, np.ndarray | None]:

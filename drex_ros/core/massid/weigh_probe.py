@@ -48,6 +48,12 @@ SET_DOWN_PRESS = 0.0  # m
 # object goes down no farther from the base than this. The open hand then rises straight up.
 SET_DOWN_MAX_RADIUS = 0.58  # m
 BACK_OFF_RISE = 0.08  # m
+# Each stop ends in a slow vertical sweep, up and back down, and the weight is read during it
+# (tare.py): moving, every joint's friction is the sliding one, the same in the loaded sweep as in
+# the empty ones. Still, the friction a link-side sensor sees is stuck wherever the arm came to
+# rest, and in drawn cells through the node chain that left 0.05-0.15 N between stops (a light
+# object's weight is 0.5 N).
+SWEEP_HEIGHT = 0.04  # m
 
 
 @dataclass(frozen=True)
@@ -61,12 +67,14 @@ class WeighTiming:
     # other directions.)
     to_tare: float = 3.5  # from the start to the pre-grasp pose (the grasp's approach time) ...
     rise_to_tare: float = 1.5  # ... and up, empty-handed, to the hold's configuration
-    tare: float = 2.0  # the empty hand held still there, before the grasp and after the set-down (as the hold)
+    tare: float = 1.0  # the empty hand held still there, before the grasp and after the set-down (as the hold) ...
+    sweep: float = 1.2  # ... then raised by SWEEP_HEIGHT and lowered back, each way in this long ...
+    after_sweep: float = 0.3  # ... and held still again briefly
     tare_to_grasp: float = 1.5  # from there to the grasp's pre-grasp pose
     back_to_tare: float = 1.5  # after the set-down, to the pre-grasp pose again, and up as before
     grip_settle: float = 0.5  # the fingers come to rest on the object before the lift
     lift: float = 1.5
-    hold: float = 2.0  # the weighing window (its first part is left for the swing to die out)
+    hold: float = 1.0  # still at the lift pose (found by the identifier), then swept up and down as the tares
     lower: float = 2.0
     release: float = 1.0
     back_off: float = 1.0
@@ -91,24 +99,32 @@ def plan_weigh_probe(q_start: np.ndarray, object_position: np.ndarray, object_ya
     shift = _set_down_shift(np.asarray(object_position, dtype=float))
     q_set = _palm_ik(grasp.palm_grasp, shift, grasp.q_grasp, q_start)
     q_up = _palm_ik(grasp.palm_grasp, shift + np.array([0.0, 0.0, BACK_OFF_RISE]), q_set, q_start)
+    q_top = _palm_ik(grasp.palm_grasp, np.array([0.0, 0.0, grasp.geometry.lift_height + SWEEP_HEIGHT]),
+                     grasp.q_lift, q_start)
+
+    def stop(still: float, hand: np.ndarray) -> tuple:  # still at the lift pose, then the sweep
+        return ((still, grasp.q_lift, hand), (timing.sweep, q_top, hand), (timing.sweep, grasp.q_lift, hand),
+                (timing.after_sweep, grasp.q_lift, hand))
+
     segments = (  # (duration, arm pose at the end, hand posture at the end)
         (timing.to_tare, grasp.q_pregrasp, HAND_OPEN), (timing.rise_to_tare, grasp.q_lift, HAND_OPEN),
-        (timing.tare, grasp.q_lift, HAND_OPEN),
+        *stop(timing.tare, HAND_OPEN),
         (timing.tare_to_grasp, grasp.q_pregrasp, HAND_OPEN),
         (phases["descend"][1] - phases["descend"][0], grasp.q_grasp, HAND_OPEN),
         (phases["close"][1] - phases["close"][0], grasp.q_grasp, HAND_CLOSED),
         (timing.grip_settle, grasp.q_grasp, HAND_CLOSED),
-        (timing.lift, grasp.q_lift, HAND_CLOSED), (timing.hold, grasp.q_lift, HAND_CLOSED),
+        (timing.lift, grasp.q_lift, HAND_CLOSED), *stop(timing.hold, HAND_CLOSED),
         (timing.lower, q_set, HAND_CLOSED), (timing.release, q_set, HAND_OPEN), (timing.back_off, q_up, HAND_OPEN),
         (timing.back_to_tare, grasp.q_pregrasp, HAND_OPEN), (timing.rise_to_tare, grasp.q_lift, HAND_OPEN),
-        (timing.tare, grasp.q_lift, HAND_OPEN),
+        *stop(timing.tare, HAND_OPEN),
         (timing.home, q_start[:N_ARM], q_start[N_ARM:]))
     ends = np.cumsum([d for d, _, _ in segments])
     arm_keys = [(float(t), arm, hand) for t, (_, arm, hand) in zip(ends, segments, strict=True)]
     times = np.arange(0.0, ends[-1] + 1e-9, 1.0 / rate_hz)
     commands = _interpolate(times, [(0.0, q_start[:N_ARM], q_start[N_ARM:]), *arm_keys])
-    closed, hold_start = float(ends[5]), float(ends[7])
-    return ProbePlan(times, commands, push_start=hold_start, contact_time=closed, push_end=hold_start + timing.hold,
+    closed, hold_start = float(ends[8]), float(ends[10])  # after the first stop's 4 segments
+    hold_end = hold_start + timing.hold + 2 * timing.sweep + timing.after_sweep
+    return ProbePlan(times, commands, push_start=hold_start, contact_time=closed, push_end=hold_end,
                      direction=np.array([0.0, 0.0, 1.0]))
 
 
