@@ -14,13 +14,13 @@ from drex_ros.cli import main as drex_main
 from drex_ros.core.massid.identify import identify
 from drex_ros.core.massid.push_probe import ProbePlanError
 from drex_ros.core.massid.recording import write_recording
-from drex_ros.core.massid.tare import tare_spans, tared_load
+from drex_ros.core.massid.tare import sweep_after, tare_spans, tared_load, tared_sweep_load
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassEstimate, MassIdConfig, PushWindow, RecordingError
 from drex_ros.core.massid.weigh import weigh, weighing_reason
-from drex_ros.core.massid.weigh_probe import plan_weigh_probe
+from drex_ros.core.massid.weigh_probe import WeighTiming, plan_weigh_probe
 from drex_ros.core.robot.model import GRAVITY
-from drex_ros.core.sim.reality import Reality, draw
+from drex_ros.core.sim.reality import GAZ_COULOMB, Reality, draw
 from drex_ros.core.sim.scene import ObjectConfig, Scene, SceneConfig
 
 
@@ -38,9 +38,9 @@ def record_weigh(mass: float, shape: str = "sphere", size=(0.03,), position=(0.5
 
 
 def _hold(rec: Recording) -> tuple[float, float]:
-    """The planned hold of record_weigh's probe (the default plan from the home pose)."""
+    """The planned still hold of record_weigh's probe (the default plan from the home pose)."""
     plan = plan_weigh_probe(rec.joint_q[0], np.array([0.55, 0.0, 0.03]), 0.0, "sphere", (0.03,))
-    return plan.push_start, plan.push_end
+    return plan.push_start, plan.push_start + WeighTiming().hold  # still; the sweep follows
 
 
 @pytest.mark.parametrize(("mass", "shape", "size"), [(0.1, "sphere", (0.03,)), (1.4, "sphere", (0.03,)),
@@ -125,7 +125,9 @@ def test_the_tare_cancels_constant_effort_offsets():
     offset, _, _ = record_weigh(0.3, "box", (0.05, 0.05, 0.05), reality=OFFSETS)
     cfg = MassIdConfig()
     a, b = identify(exact, cfg), identify(offset, cfg)
-    assert len(tare_spans(offset, _hold(offset), cfg)) == 2  # before the grasp, after the set-down
+    tares = tare_spans(offset, _hold(offset), cfg)
+    assert len(tares) == 2  # before the grasp, after the set-down
+    assert all(sweep_after(offset, s, cfg) is not None for s in [*tares, _hold(offset)])  # each stop is swept
     assert b.identifiable and b.mass == pytest.approx(a.mass, abs=1e-4)  # 0.1 g
     untared = tared_load(offset, _hold(offset), MassIdConfig(tare_max_joint_offset=0.0)).load / GRAVITY
     assert abs(untared - a.mass) > 0.03  # what the offsets did without the tare
@@ -133,9 +135,8 @@ def test_the_tare_cancels_constant_effort_offsets():
 
 def test_an_empty_hand_weighs_zero_within_its_std_and_gives_no_number():
     rec, _, _ = record_weigh(0.3, "box", (0.05, 0.05, 0.05), reality=HAND_AND_OFFSETS, empty=True)
-    tared = tared_load(rec, _hold(rec), MassIdConfig())
-    load, std = tared.load, tared.std
-    assert abs(load) < 2 * std and std < 0.05  # N: 5 g
+    for tared in (tared_sweep_load(rec, _hold(rec), MassIdConfig()), tared_load(rec, _hold(rec), MassIdConfig())):
+        assert abs(tared.load) < 2 * tared.std and tared.std < 0.05  # N: 5 g
     with pytest.raises(RecordingError, match="never held the object up"):
         weigh(rec, MassIdConfig())
     est = weigh(rec, MassIdConfig(), span=_hold(rec))
@@ -147,6 +148,18 @@ def test_a_light_box_in_a_perturbed_cell_is_weighed_within_its_std():
     rec, _, _ = record_weigh(0.08, "box", (0.05, 0.05, 0.05), reality=HAND_AND_OFFSETS)
     est = identify(rec, MassIdConfig())
     assert est.identifiable and abs(est.mass - 0.08) < 2 * est.std and est.std < 0.05 * 0.08, est.summary()
+
+
+def test_friction_a_link_side_sensor_sees_cancels_in_the_sweeps():
+    """Gaz et al.'s Coulomb friction, 15 % of it in the efforts: moving, it is the same in the loaded
+    and the empty sweeps; still, it would be stuck wherever each stop came to rest."""
+    cell = Reality(friction_side="link_side", link_friction_share=0.15, joint_frictionloss=GAZ_COULOMB,
+                   joint_damping=(0.1,) * 7, effort_offset=OFFSETS.effort_offset)
+    rec, _, _ = record_weigh(0.08, "box", (0.05, 0.05, 0.05), reality=cell)
+    swept = tared_sweep_load(rec, _hold(rec), MassIdConfig())
+    assert swept is not None and abs(swept.load / GRAVITY - 0.08) < 0.01 * 0.08 + 2 * swept.std / GRAVITY
+    est = identify(rec, MassIdConfig())
+    assert est.identifiable and est.mass == pytest.approx(0.08, rel=0.02), est.summary()
 
 
 @pytest.mark.parametrize("seed", [1, 2])

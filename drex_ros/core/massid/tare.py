@@ -93,6 +93,7 @@ class TaredLoad:
     std: float  # N
     diff: np.ndarray  # N per sample: hold less tare, over the common time since stopping
     tares: tuple[float, ...]  # N, each tare's mean (for the log)
+    seconds: float  # what `diff` spans
 
 
 def tared_load(rec: Recording, span: tuple[float, float], cfg: MassIdConfig) -> TaredLoad:
@@ -103,7 +104,7 @@ def tared_load(rec: Recording, span: tuple[float, float], cfg: MassIdConfig) -> 
     stops = [read_stop(rec, a, b, row, cfg.settle) for a, b in tare_spans(rec, span, cfg)]
     if not stops:
         std = np.hypot(block_sem(hold.force, hold.since[-1] - hold.since[0]), cfg.weigh_untared_force)
-        return TaredLoad(float(hold.force.mean()), float(std), hold.force, ())
+        return TaredLoad(float(hold.force.mean()), float(std), hold.force, (), float(hold.since[-1] - hold.since[0]))
     before = [s for s in stops if s.t < hold.t][-1:]
     after = [s for s in stops if s.t > hold.t][:1]
     pair = before + after
@@ -118,27 +119,29 @@ def tared_load(rec: Recording, span: tuple[float, float], cfg: MassIdConfig) -> 
     half = len(grid) // 2
     settling = float(np.sqrt(np.mean([(t[half:].mean() - t[:half].mean()) ** 2 for t in tares])))
     std = float(np.sqrt(block_sem(diff, grid[-1] - grid[0]) ** 2 + spread ** 2 + settling ** 2))
-    return TaredLoad(float(diff.mean()), std, diff, tuple(float(s.force.mean()) for s in stops))
+    means = tuple(float(s.force.mean()) for s in stops)
+    return TaredLoad(float(diff.mean()), std, diff, means, float(grid[-1] - grid[0]))
 
 
 def sweep_after(rec: Recording, span: tuple[float, float], cfg: MassIdConfig) -> tuple[float, float] | None:
     """(start, end) of the arm's sweep right after the still stretch `span` (weigh_probe.py: raised
-    and lowered back), or None: the motion up to the next still stretch of `min_sweep_rest` s must
-    raise the palm by `min_sweep_height` and bring it back to within a quarter of that."""
+    and lowered back), or None: within `max_sweep` s the palm rises `min_sweep_height` above where
+    it was and comes back to within a quarter of that; the sweep ends where the arm is still again.
+    (Not found from still stretches alone: through the node chain the top turn rested 0.23 s.)"""
     t, speed = rec.joint_t, arm_speed(rec)
     i0 = int(np.searchsorted(t, span[1], side="right"))
-    for j0, j1 in runs(speed[i0:] < cfg.still_speed):
-        if t[i0 + j1 - 1] - t[i0 + j0] >= cfg.min_sweep_rest or i0 + j1 == len(t):
-            i1 = i0 + j0
-            break
-    else:
-        return None
-    if i1 - i0 < 10:
+    idx = np.arange(i0, int(np.searchsorted(t, span[1] + cfg.max_sweep)), 5)
+    if len(idx) < 10:
         return None
     model = robot_model()
-    z = [model.palm_pose(rec.joint_q[i]).translation[2] for i in [*range(i0, i1, max(1, (i1 - i0) // 20)), i1 - 1]]
-    back = abs(z[-1] - z[0]) <= 0.25 * cfg.min_sweep_height
-    return (float(t[i0]), float(t[i1 - 1])) if back and max(z) - z[0] >= cfg.min_sweep_height else None
+    rise = np.array([model.palm_pose(rec.joint_q[i]).translation[2] for i in idx])
+    rise -= rise[0]
+    up = np.flatnonzero(rise >= cfg.min_sweep_height)
+    back = np.flatnonzero((rise <= 0.25 * cfg.min_sweep_height) & (np.arange(len(idx)) > (up[0] if up.size else 0)))
+    if not up.size or not back.size:
+        return None
+    still = np.flatnonzero(speed[idx[back[0]]:idx[-1]] < cfg.still_speed)
+    return (float(t[i0]), float(t[idx[back[0]] + still[0]])) if still.size else None
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ def tared_sweep_load(rec: Recording, span: tuple[float, float], cfg: MassIdConfi
     diff = np.einsum("ij,ij->i", hold.torques[: len(grid)], rows) - ((1 - w) * tare[0] + w * tare[-1])
     spread = abs(float(np.mean(tare[-1] - tare[0])))  # how far the arm's zero moved over the probe
     std = float(np.hypot(block_sem(diff, grid[-1] - grid[0]), spread))
-    return TaredLoad(float(diff.mean()), std, diff, tuple(float(t.mean()) for t in tare))
+    return TaredLoad(float(diff.mean()), std, diff, tuple(float(t.mean()) for t in tare), float(grid[-1] - grid[0]))
 
 
 def zeroed_before(rec: Recording, t_end: float, cfg: MassIdConfig) -> tuple[Recording, np.ndarray | None]:

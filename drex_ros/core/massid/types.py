@@ -76,10 +76,10 @@ class MassIdConfig:
     settle: float = 0.3  # s
     min_hold: float = 0.5  # s
     tare_max_joint_offset: float = 0.02  # rad
-    # The sweep after each stop (weigh_probe.SWEEP_HEIGHT 4 cm): the palm rises at least this much
-    # and the sweep ends at the first still stretch this long (its top turn is still only briefly).
+    # The sweep after each stop (weigh_probe.SWEEP_HEIGHT 4 cm, 2.4 s): the palm rises at least
+    # this much and is back within `max_sweep` s.
     min_sweep_height: float = 0.02  # m
-    min_sweep_rest: float = 0.15  # s
+    max_sweep: float = 6.0  # s
     # Relative floor of a weighing's std (a torque sensor's gain error, assumed 1 %: it scales the
     # load and no tare removes it); the measured scatter and the tares' difference come on top.
     weigh_model_error: float = 0.01
