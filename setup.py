@@ -12,6 +12,7 @@ NODES = [
     "policy_node",
     "smoother_node",
     "safety_node",
+    "chain_node",
     "task_node",
     "recorder_node",
     "joint_state_merger_node",

@@ -229,7 +229,7 @@ def test_smoother_filters_exactly_and_restarts_on_estop(ros):
     np.testing.assert_allclose(out.messages[2].position, [0.25 + 0.75 * 0.25, 0.75])
     assert list(out.last.effort) == [5.0, 0.3] and list(out.last.name) == names
     estop.publish(Bool(data=True))
-    assert spin_until(executor, lambda: smoother.smoother.resets["estop"] == 1, 5)
+    assert spin_until(executor, lambda: smoother.stage.ema.resets["estop"] == 1, 5)
     pub.publish(make_joint_state(node.get_clock().now().to_msg(), names, np.array([2.0, 2.0])))
     assert spin_until(executor, lambda: len(out.messages) > 3, 5)
     np.testing.assert_allclose(out.last.position, [2.0, 2.0])  # restarted: passed through unfiltered

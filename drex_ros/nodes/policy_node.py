@@ -13,6 +13,9 @@ model's contract is checked against the URDF and this configuration; any differe
 logged and the node refuses to start (PolicyStartupError). While enabled, a missing or
 stale input, a deadline trip or a non-finite output means no command is published (the
 safety watchdog holds the robot) and the reason goes to the log and /diagnostics.
+
+Fused (nodes/chain_node.py, `downstream` given): each command goes to the smoothing stage by a
+direct call, and the command topic gets a copy at `introspection_rate_hz` (0: none).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import time
 
 import numpy as np
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
@@ -43,7 +47,15 @@ from drex_ros.core.policy.setup import (
 )
 from drex_ros.core.robot.model import robot_model
 from drex_ros.core.sim.scene_build import joint_gains
-from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, make_joint_state, spin_node, to_sec
+from drex_ros.nodes.joint_state_cdr import JointStateReader
+from drex_ros.nodes.ros_io import (
+    LATCHED_QOS,
+    Diagnostics,
+    Downstream,
+    RateLimit,
+    make_joint_state,
+    spin_node,
+)
 
 PARAMETERS = {
     "model_path": "",
@@ -69,6 +81,7 @@ PARAMETERS = {
     "plan_time_topic": "/drex/policy/plan_time",
     "command_topic": "/drex/policy/joint_command",
     "estop_topic": "/drex/estop",  # true disables the policy; only ~/enable starts it again
+    "introspection_rate_hz": 0.0,  # fused chain only: copies of the commands on command_topic
 }
 # Lists with no sensible default: left unset unless a parameter file gives them.
 LIST_PARAMETERS = {
@@ -81,7 +94,7 @@ LOG_PERIOD_S = 2.0
 
 
 class PolicyNode(Node):
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, *, downstream: Downstream | None = None, **kwargs) -> None:
         super().__init__("policy_node", **kwargs)
         for name, default in PARAMETERS.items():
             self.declare_parameter(name, default)
@@ -107,7 +120,10 @@ class PolicyNode(Node):
         self._plan_clock_announced = False
         self._by_state = self._param("trigger") == "joint_states"
         self._pub = self.create_publisher(JointState, self._param("command_topic"), 10)
-        self.create_subscription(JointState, self._param("joint_states_topic"), self._on_joint_state, 10)
+        self._downstream = downstream
+        self._introspect = RateLimit(float(self._param("introspection_rate_hz")) if downstream else float("inf"))
+        self._states = JointStateReader()  # raw: the state's bytes become arrays once (nodes/joint_state_cdr.py)
+        self.create_subscription(JointState, self._param("joint_states_topic"), self._on_joint_state, 10, raw=True)
         self.create_subscription(PoseStamped, self._param("object_pose_topic"), self._on_object_pose, 10)
         self.create_subscription(Float64MultiArray, self._param("object_mass_topic"), self._on_object_mass,
                                  LATCHED_QOS)
@@ -179,16 +195,17 @@ class PolicyNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     # ---- inputs -------------------------------------------------------------------------
-    def _on_joint_state(self, msg: JointState) -> None:
+    def _on_joint_state(self, data: bytes) -> None:
         now = self._now()
+        msg = self._states.decode(data)
         self.loop.update_joint_state(msg.name, msg.position, msg.velocity, msg.effort, now)
-        self._state_stamp = msg.header.stamp
+        self._state_stamp = Time(sec=msg.sec, nanosec=msg.nanosec)
         if self._autostart and not self.loop.enabled and self.loop.stop_reason == "not enabled":
             ok, text = self.loop.enable(now)
             if ok:
                 self._autostart = False
                 self.get_logger().info(f"autostart: {text}")
-        if self._by_state and self._decimator.due(to_sec(msg.header.stamp) or now):
+        if self._by_state and self._decimator.due(msg.stamp_seconds or now):
             self._step()
 
     def _on_object_pose(self, msg: PoseStamped) -> None:
@@ -262,8 +279,11 @@ class PolicyNode(Node):
                 self._report(f"no command: {result.problem}")
             return
         stamp = self._state_stamp if self._state_stamp is not None else self.get_clock().now().to_msg()
-        self._pub.publish(make_joint_state(stamp, self.robot.joint_names, result.positions, effort=result.efforts,
-                                           frame_id=POLICY))
+        if self._downstream is not None:
+            self._downstream(self.loop.names, result.positions, result.efforts, POLICY, stamp)
+        if self._introspect.due():
+            self._pub.publish(make_joint_state(stamp, self.robot.joint_names, result.positions,
+                                               effort=result.efforts, frame_id=POLICY))
         self._published += 1
         if self._last_problem:
             self.get_logger().info("inputs complete again; commanding")

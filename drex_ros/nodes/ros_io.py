@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import rclpy
@@ -25,6 +25,9 @@ LATCHED_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+# names, positions, efforts, source, stamp: how one stage of the fused command chain hands a
+# command to the next (SmootherNode.submit, SafetyNode.submit)
+Downstream = Callable[[Sequence[str], np.ndarray, Sequence[float], str, Time], None]
 DIAG_LEVEL = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR,
               "stale": DiagnosticStatus.STALE}
 
@@ -69,6 +72,25 @@ def joint_state_arrays(msg: JointState, names: Sequence[str]) -> dict[str, np.nd
             present[m.dst] = True
     out["present"] = present
     return out
+
+
+class RateLimit:
+    """At most `rate_hz` yeses a second on the monotonic clock: inf always, 0 (or less) never."""
+
+    def __init__(self, rate_hz: float) -> None:
+        self._interval = 0.0 if rate_hz == float("inf") else (1.0 / rate_hz if rate_hz > 0 else None)
+        self._next = 0.0
+
+    def due(self) -> bool:
+        if self._interval is None:
+            return False
+        if self._interval == 0.0:
+            return True
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + self._interval
+        return True
 
 
 @functools.lru_cache(maxsize=8)

@@ -13,16 +13,24 @@ and survived: the node holds. `output_type`: joint_state (/drex/joint_command), 
 config/robots/<name>/profile.yaml; empty for the simulator) adds one output per driver group in
 that driver's names, order and message (core/control/output_routing.py), tightens the limits to
 the profile's, refuses a bad joint map at start, and holds while a driver topic has no subscriber.
+
+Fused (nodes/chain_node.py, `fused=True`): there is no command subscription; the smoothing stage
+calls `submit` directly. Everything else stays this node's own: its /joint_states subscription,
+e-stop, owner and reset, and the watchdog timer, spun by a thread of their own so that a stalled
+policy stage cannot silence the hold. One lock serialises every use of the gate.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
+import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Sequence
 
+from builtin_interfaces.msg import Time
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -36,7 +44,8 @@ from drex_ros.core.robot.joint_map import JointMapError
 from drex_ros.core.robot.model import robot_model
 from drex_ros.core.robot.profile import load_profile, tightened_limits
 from drex_ros.nodes.driver_outputs import DriverOutputs, trajectory
-from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, make_joint_state, spin_node, to_sec
+from drex_ros.nodes.joint_state_cdr import JointStateReader, JointStateWriter
+from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, spin_node, to_sec
 
 PARAMETERS = {**{name: getattr(SafetyConfig(), name) for name in SafetyConfig.__dataclass_fields__},
               "watchdog_rate_hz": 100.0, "watchdog_clock": "steady", "state_freshness": "arrival",
@@ -53,11 +62,13 @@ LOG_PERIOD_S = 2.0
 
 
 def guarded(callback):
-    """Catch, log once per kind (with traceback), report and survive any exception: then hold."""
+    """Catch, log once per kind (with traceback), report and survive any exception: then hold.
+    Runs under the node's lock: fused, the chain's thread and the safety thread share the gate."""
     @functools.wraps(callback)
     def run(self, *args):
         try:
-            return callback(self, *args)
+            with self._lock:
+                return callback(self, *args)
         except Exception as exc:  # noqa: BLE001 (the node must outlive any bug and keep holding)
             self.on_error(callback.__name__, exc)
             return args[-1] if callback.__name__ == "_on_reset" else None  # a service returns its response
@@ -65,8 +76,9 @@ def guarded(callback):
 
 
 class SafetyNode(Node):
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, *, fused: bool = False, **kwargs) -> None:
         super().__init__("safety_node", **kwargs)
+        self._lock = threading.RLock()
         p = {name: self.declare_parameter(name, default).value for name, default in PARAMETERS.items()}
         for name, allowed in CHOICES.items():
             if p[name] not in allowed:
@@ -92,8 +104,11 @@ class SafetyNode(Node):
         self._published, self._reported, self._errors = Counter(), Counter(), set()
         self._last_log: dict[str, float] = {}
         self._last_error = ""
-        self.create_subscription(JointState, p["joint_states_topic"], self._on_state, 10)
-        self.create_subscription(JointState, p["command_topic"], self._on_command, 10)
+        self._states = JointStateReader()  # raw: bytes to arrays once (nodes/joint_state_cdr.py)
+        self._writer = JointStateWriter(self.names)
+        self.create_subscription(JointState, p["joint_states_topic"], self._on_state, 10, raw=True)
+        if not fused:
+            self.create_subscription(JointState, p["command_topic"], self._on_command, 10)
         self.create_subscription(Bool, p["estop_topic"], self._on_estop, 10)
         self.create_subscription(String, p["owner_topic"], self._on_owner, LATCHED_QOS)
         self.create_service(Trigger, p["reset_estop_service"], self._on_reset)
@@ -107,28 +122,34 @@ class SafetyNode(Node):
         self.create_timer(1.0, self._publish_diagnostics, clock=steady)
         self.get_logger().info(f"safety gate: {p['output_type']}, command timeout {config.command_timeout} s, "
                                f"e-stop {'latched' if config.start_latched else 'clear'} at start, "
-                               f"owner {p['command_owner']!r}, freshness by {p['state_freshness']}")
+                               f"owner {p['command_owner']!r}, freshness by {p['state_freshness']}"
+                               + (", fused: commands come from the smoothing stage" if fused else ""))
 
     def _now(self) -> float:
         return time.monotonic() if self._steady else self.get_clock().now().nanoseconds * 1e-9
 
     # ---- inputs -------------------------------------------------------------------------
     @guarded
-    def _on_state(self, msg: JointState) -> None:
-        stamp = to_sec(msg.header.stamp)
+    def _on_state(self, data: bytes) -> None:
+        msg = self._states.decode(data)
+        stamp = msg.stamp_seconds
         age = None
         if stamp > 0 and self._p["state_freshness"] == "stamp":
             age = self.get_clock().now().nanoseconds * 1e-9 - stamp
         self.gate.on_state(msg.name, msg.position, self._now(), msg.velocity, age)
 
-    @guarded
     def _on_command(self, msg: JointState) -> None:
+        self.submit(msg.name, msg.position, msg.effort, msg.header.frame_id, msg.header.stamp)
+
+    @guarded
+    def submit(self, names: Sequence[str], positions: Sequence[float], efforts: Sequence[float], source: str,
+               stamp: Time) -> None:
+        """Clamp one command from `source` and publish it (or refuse it); re-arms the watchdog."""
         if self._drivers_missing():
             return
-        out = self.gate.on_command(msg.name, msg.position, msg.effort, self._now(), msg.header.frame_id,
-                                   to_sec(msg.header.stamp))
+        out = self.gate.on_command(names, positions, efforts, self._now(), source, to_sec(stamp))
         if out is not None:
-            self._publish(out, msg.header.stamp)
+            self._publish(out, stamp)
             if self._watchdog.timer_period_ns != self._quiet_ns:
                 self._watchdog.timer_period_ns = self._quiet_ns
             self._watchdog.reset()
@@ -180,9 +201,10 @@ class SafetyNode(Node):
 
     def hold(self, reason: str) -> None:
         """Hold the measured position now (used by bringup before shutting the stack down)."""
-        self.gate.force_hold(reason)
-        self.get_logger().warning(f"holding: {reason}")
-        self._on_tick()
+        with self._lock:
+            self.gate.force_hold(reason)
+            self.get_logger().warning(f"holding: {reason}")
+            self._on_tick()
 
     def on_error(self, where: str, exc: Exception) -> None:
         self.gate.counters["callback_error"] += 1
@@ -191,17 +213,18 @@ class SafetyNode(Node):
             self._errors.add((where, type(exc).__name__))
             self.get_logger().error(f"{self._last_error} (holding)\n{traceback.format_exc()}")
         try:
-            self.gate.force_hold(f"error in {where}")
-            self._watchdog.timer_period_ns = self._hold_ns  # the hold starts at the next tick
-            self._report()
+            with self._lock:
+                self.gate.force_hold(f"error in {where}")
+                self._watchdog.timer_period_ns = self._hold_ns  # the hold starts at the next tick
+                self._report()
         except Exception:  # noqa: BLE001 (reporting must not take the node down either)
             pass
 
     # ---- output adapters ----------------------------------------------------------------
     def _publish(self, out: SafetyOutput, stamp) -> None:
         kind = self._p["output_type"]
-        if kind == "joint_state":
-            msg = make_joint_state(stamp, self.names, out.positions, effort=out.efforts)
+        if kind == "joint_state":  # serialized here, once (nodes/joint_state_cdr.py)
+            msg = self._writer.encode(stamp.sec, stamp.nanosec, out.positions, effort=out.efforts)
         elif kind == "float64_array":
             msg = Float64MultiArray(data=out.positions.tolist())
         else:

@@ -91,3 +91,31 @@ class EmaSmoother:
             self._y = np.where(finite, blended, prev)
         self._names, self._t = names, t
         return y, reason
+
+
+class CommandSmoother:
+    """The smoothing stage of the command chain, whether it runs as smoother_node or fused.
+
+    Owns the per-source rule: a command from another source than the last one (header.frame_id:
+    policy, mass_id) restarts the filter, so a probe's stream is never blended into the policy's.
+    A rising e-stop restarts it too. The caller forwards malformed commands unfiltered (the
+    safety gate refuses and counts them, in one place)."""
+
+    def __init__(self, config: SmootherConfig | None = None) -> None:
+        self.ema = EmaSmoother(config)
+        self.source: str | None = None
+        self._estop = False
+
+    def set_estop(self, engaged: bool) -> None:
+        if engaged and not self._estop:
+            self.ema.reset("estop")
+        self._estop = bool(engaged)
+
+    def update(self, names: Sequence[str], positions: np.ndarray, source: str,
+               t: float) -> tuple[np.ndarray, str | None]:
+        """Smoothed positions of one command from `source`, and why the filter restarted (or None)."""
+        if source != self.source:
+            if self.source is not None:
+                self.ema.reset("source")
+            self.source = source
+        return self.ema.update(names, positions, t)
