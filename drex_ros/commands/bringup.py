@@ -3,7 +3,10 @@ launch file's parameter files.
 
 The same nodes and config/*.yaml files as `ros2 launch drex bringup.launch.py`, for
 machines without the ROS 2 CLI. Ctrl-C stops the policy first and lets the safety node
-hold the measured position before anything else shuts down.
+hold the measured position before anything else shuts down. `--chain fused` (the default, as
+in the launch file) wires policy, smoother and safety into one pipeline (nodes/chain_node.py)
+with the safety node on an executor thread of its own; `--chain separate` keeps three nodes
+talking over DDS, for debugging.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy-model", default="", help="ONNX grasp policy to load instead of policy.yaml's")
     parser.add_argument("--record", type=Path, default=None, help="also record the stack's topics to this MCAP bag")
     parser.add_argument("--start-task", action="store_true", help="start a grasping task once everything is up")
+    parser.add_argument("--chain", choices=("fused", "separate"), default="fused",
+                        help="policy -> smoother -> safety as one pipeline (fused: direct calls, DDS only at "
+                             "the edges) or as three nodes over DDS (separate, for debugging)")
     parser.add_argument("--executor", choices=("events", "multi-threaded"), default="events",
                         help="rclpy EventsExecutor (+ a MultiThreadedExecutor for mass_id_node), or one "
                              "MultiThreadedExecutor for all nodes (see commands/bringup_executors.py)")
@@ -94,8 +100,19 @@ def _policy_override(model_path: str) -> str:
     return handle.name
 
 
-def start_nodes(names: list[str]) -> dict[str, object]:
-    return {name: node_class(name)() for name in names}
+def start_nodes(names: list[str], chain: str = "separate") -> dict[str, object]:
+    """The nodes in start order; with chain "fused" the chain's three come wired together
+    (nodes/chain_node.py) where safety_node stands in the order."""
+    from drex_ros.nodes.chain_node import NAMES, fused_chain
+
+    nodes: dict[str, object] = {}
+    for name in names:
+        if chain == "fused" and name in NAMES:
+            if name == "safety_node":
+                nodes.update(fused_chain())
+            continue
+        nodes[name] = node_class(name)()
+    return nodes
 
 
 def shutdown_nodes(nodes: dict[str, object], executor) -> None:
@@ -174,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda _signum, _frame: stop.set())
     order = (list(SIM) if args.sim else []) + profile.nodes + list(STACK)
     try:
-        nodes = start_nodes(order)
+        nodes = start_nodes(order, args.chain)
     except JointMapError as exc:  # a node refusing the profile's joint map: one line naming the joint
         print(f"drex bringup: {exc}")
         rclpy.shutdown()
@@ -185,10 +202,12 @@ def run(args: argparse.Namespace) -> int:
         from drex_ros.nodes.recorder_node import RecorderNode
 
         nodes["recorder"] = RecorderNode(parameter_overrides=[Parameter("path", value=str(args.record))])
-    executor = BringupExecutors(nodes, args.executor)
+    from drex_ros.nodes.chain_node import SAFETY_THREAD
+
+    executor = BringupExecutors(nodes, args.executor, own_thread=SAFETY_THREAD if args.chain == "fused" else ())
     executor.start()
     print(f"drex bringup: {', '.join(nodes)} running (robot={args.robot}, sim={args.sim}, use_sim_time={use_sim_time}, "
-          f"{executor.kind}); Ctrl-C stops", flush=True)
+          f"{executor.kind}, {args.chain} chain); Ctrl-C stops", flush=True)
     if args.start_task:
         _start_task_when_ready(nodes)
     try:

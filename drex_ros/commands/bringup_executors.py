@@ -11,7 +11,8 @@ callback it dispatches) and 3% to the callbacks; the process sat at 105% CPU, an
 task the policy's 50 Hz timer missed 10-20% of its steps and a grasp failed in 2 of 5
 runs. With the EventsExecutor the same idle stack used 52% CPU at the same sim speed.
 Where rclpy has no EventsExecutor, or with `drex bringup --executor multi-threaded`, all
-nodes share one MultiThreadedExecutor as before.
+nodes share one MultiThreadedExecutor as before. `own_thread` nodes (the fused chain's safety
+node) get an executor and thread of their own, so their timers tick whatever the others do.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ def _events_executor():
 
 
 class BringupExecutors:
-    def __init__(self, nodes: dict[str, object], kind: str = "events") -> None:
+    def __init__(self, nodes: dict[str, object], kind: str = "events", own_thread: tuple[str, ...] = ()) -> None:
         """kind "events" (default) or "multi-threaded" (one MultiThreadedExecutor for every node)."""
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 
         events = _events_executor() if kind == "events" else None
         self.kind = "EventsExecutor + MultiThreadedExecutor" if events else "MultiThreadedExecutor"
@@ -46,6 +47,8 @@ class BringupExecutors:
             executor = shared
             if events is not None and name in MULTI_THREADED:
                 executor = MultiThreadedExecutor(num_threads=4)
+            elif name in own_thread:
+                executor = _events_executor() or SingleThreadedExecutor()
             executor.add_node(node)
             self._executor_of[id(node)] = executor
             if executor not in self.executors:
