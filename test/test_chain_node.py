@@ -19,6 +19,7 @@ from std_srvs.srv import SetBool, Trigger
 from test_chain_nodes import contract, write_model
 
 from drex_ros.core.robot.model import JOINT_NAMES, robot_model
+from drex_ros.node_process import NodeProcess
 from drex_ros.nodes.chain_node import ChainExecutors, fused_chain
 from drex_ros.nodes.ros_io import LATCHED_QOS, make_joint_state, to_sec, to_stamp
 
@@ -195,3 +196,10 @@ def test_mass_id_commands_still_come_in_over_dds(chain):
     assert spin_until(driver.executor, lambda: driver.diag("smoother_node").get("own_introspection_ignored") == "1",
                       5)
     assert not [m for m in driver.out.messages if to_sec(m.header.stamp) == pytest.approx(9000.0)]
+
+
+def test_a_refused_safety_parameter_stops_the_chain_in_one_line():
+    proc = NodeProcess("chain_node", {"velocity_scale": 2.0})
+    assert proc.proc.wait(60) == 2
+    assert "chain_node: safety velocity_scale must be at most 1" in proc.output()
+    assert "Traceback" not in proc.output()

@@ -26,6 +26,7 @@ import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from drex_ros.core.control.safety import SafetyConfigError
 from drex_ros.core.policy.setup import PolicyStartupError
 from drex_ros.nodes.policy_node import PolicyNode
 from drex_ros.nodes.ros_io import SHUTDOWN_HOLD_S, CallbackErrors, spin_guarded
@@ -105,6 +106,9 @@ def main(args: list[str] | None = None) -> None:
         executors.stop()
     except PolicyStartupError:
         sys.exit(1)  # the reason is already logged
+    except SafetyConfigError as exc:  # a refused safety parameter: one clear line, as safety_node says it
+        print(f"chain_node: {exc}", file=sys.stderr)
+        sys.exit(2)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
