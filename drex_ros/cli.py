@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("drex_ros.training.train_command", "generate grasp data, train and export the policy"),
     "eval": ("drex_ros.evaluation.eval_command", "evaluate the grasp policy per mass bin"),
     "calibrate-camera": ("drex_ros.commands.calibrate_camera", "camera extrinsics from a marker board"),
+    "calibrate-robot": ("drex_ros.commands.calibrate_robot", "arm effort offsets and joint friction from an "
+                        "excitation bag"),
     "urdf": ("drex_ros.commands.urdf", "write the composed Panda + Allegro URDF"),
     "sim": ("drex_ros.commands.sim", "run the sim node and move the robot through a few poses"),
 }
@@ -29,6 +31,7 @@ BENCHES: dict[str, str] = {
     "chain": "policy -> smoother -> safety latency",
     "perception": "object pose accuracy and speed against ground truth",
     "massid": "mass identification accuracy and wall time",
+    "calibration": "robot calibration: planted effort offsets and friction recovered within 2 std",
     "loop": "whole episodes reaching done, idle and under a CPU hog, one process and per node",
     "safety": "safety clamp: promises on random event sequences, burst speed, watchdog over DDS",
 }

@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "relay only, never the identifier)")
     parser.add_argument("--reality-seed", type=int, default=0, help="seeds the perturbed cells")
     parser.add_argument("--no-calibration", action="store_true",
-                        help="accepted and ignored: there is no robot calibration yet (calibration_wall_s is null)")
+                        help="identify without robot calibration (perturbed: each cell is otherwise calibrated "
+                             "from an excitation recorded in it first)")
 
 
 def _error_figures(errs: np.ndarray) -> dict:
@@ -109,12 +110,34 @@ def _summary(rows: list[dict]) -> dict:
         # The push alone, every number it gave (the weighing probe not run): what weighing adds.
         "push_only": {"identified": int(push_errs.size), **_error_figures(push_errs)},
         **_honesty(rows),
-        "calibration_wall_s": None,  # no robot calibration exists yet
         "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0],
         "targets": {"median_err_pct": 3.0, "p90_err_pct": 6.0, "median_wall_s": 3.0, "unidentifiable_share": 0.10,
                     "coverage_2std": 0.9, "confident_wrong": 0},
     }
+
+
+def _calibrations(objects: list[BenchObject], args: argparse.Namespace) -> tuple[dict[int, object], list[float]]:
+    """Each perturbed cell calibrated once, from an excitation recorded in it (in-process:
+    evaluation/robot_calibration_eval.py); the fits' wall times. None under --reality exact or
+    --no-calibration."""
+    if args.reality == "exact" or args.no_calibration:
+        return {}, []
+    import time
+
+    from tqdm import tqdm
+
+    from drex_ros.core.massid.robot_calibration import calibrate
+    from drex_ros.core.sim.reality import reality_from
+    from drex_ros.evaluation.robot_calibration_eval import record_excitation
+
+    out, walls = {}, []
+    for obj in tqdm(objects, desc="calibrating each cell", disable=args.json, file=sys.stderr):
+        rec, span = record_excitation(reality_from("perturbed", reality_seed(args, obj)))
+        start = time.perf_counter()
+        out[obj.index] = calibrate(rec, span)
+        walls.append(time.perf_counter() - start)
+    return out, walls
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
                     say(f"  object {obj.index}: {failed[obj.index]}")
         finally:
             rclpy.shutdown()
+    calibrations, cal_walls = _calibrations([o for o in objects if o.index in bags], args)
     rows = []
     for obj in tqdm(objects, desc="identifying", disable=args.json, file=sys.stderr):
         if obj.index in failed:
@@ -156,12 +180,14 @@ def run(args: argparse.Namespace) -> int:
                          "push_mass_est": None})
             continue
         try:
-            rows.append(identify_bag(obj, *bags[obj.index]))
+            rows.append(identify_bag(obj, *bags[obj.index], calibration=calibrations.get(obj.index)))
         except BagError as exc:  # a reused bag that cannot be read: say which, no traceback
             print(f"drex bench massid: {exc}", file=sys.stderr)
             return 2
     summary = {**_summary(rows), "reality": args.reality,
-               "reality_seed": None if args.reality == "exact" else args.reality_seed}
+               "reality_seed": None if args.reality == "exact" else args.reality_seed,
+               "calibrated": bool(calibrations),
+               "calibration_wall_s": float(np.median(cal_walls)) if cal_walls else None}
     for r in rows:
         r["reality_seed"] = reality_seed(args, objects[r["index"]])
     if args.json:

@@ -17,6 +17,7 @@ from pathlib import Path
 from drex_ros.core.bag import BagError, bag_folder
 from drex_ros.core.massid.identify import identify
 from drex_ros.core.massid.recording import read_recording
+from drex_ros.core.massid.robot_calibration import RobotCalibration
 from drex_ros.core.massid.trajectory_match import mass_friction_of
 from drex_ros.core.massid.types import MassIdConfig, RecordingError
 
@@ -31,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", help="PNG to write (default: next to the bag, <bag>_massid.png)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG (saves a few rollouts)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.add_argument("--calibration", default="",
+                        help="robot_calibration.yaml from `drex calibrate-robot`: its effort offsets and joint "
+                             "friction are taken out of the arm's efforts first")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +43,12 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     cfg = MassIdConfig()
+    if args.calibration:
+        try:
+            cfg.calibration = RobotCalibration.load(args.calibration)
+        except ValueError as exc:
+            print(f"drex identify: error: {exc}", file=sys.stderr)
+            return 2
     quiet = args.json
     try:
         bag = bag_folder(args.bag)

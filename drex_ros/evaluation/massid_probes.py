@@ -110,34 +110,36 @@ def latest_bags(out_dir: Path) -> tuple[Path, Path | None]:
 
 
 # --- identification ----------------------------------------------------------------------------------
-def _identify_timed(obj: BenchObject, bag: Path) -> tuple[object, str, float]:
+def _identify_timed(obj: BenchObject, bag: Path, cfg) -> tuple[object, str, float]:
     """(estimate or None, refusal, wall s) of one bag, identified as `drex identify` would."""
     from drex_ros.core.massid.identify import identify
     from drex_ros.core.massid.recording import read_recording
-    from drex_ros.core.massid.types import MassIdConfig, RecordingError
+    from drex_ros.core.massid.types import RecordingError
 
     rec = read_recording(bag, obj.shape, obj.size)
     t = time.perf_counter()
     try:
-        return identify(rec, MassIdConfig()), "", time.perf_counter() - t
+        return identify(rec, cfg), "", time.perf_counter() - t
     except RecordingError as exc:  # an unusable recording counts as unidentifiable, with its reason
         return None, str(exc), time.perf_counter() - t
 
 
-def identify_bag(obj: BenchObject, bag: Path, weigh_bag: Path | None = None) -> dict:
+def identify_bag(obj: BenchObject, bag: Path, weigh_bag: Path | None = None, calibration=None) -> dict:
     """One table row: the push's bag identified, and the weighing bag where mass_id_node would weigh
-    (core.weigh.weighing_reason); the wall time is both identifications'."""
+    (core.weigh.weighing_reason); the wall time is both identifications'. `calibration`: the robot's
+    (core.massid.robot_calibration), or None."""
     from drex_ros.core.massid.types import MassIdConfig
     from drex_ros.core.massid.weigh import weighing_reason, with_push_friction
 
-    est, refusal, wall = _identify_timed(obj, bag)
+    cfg = MassIdConfig(calibration=calibration)
+    est, refusal, wall = _identify_timed(obj, bag, cfg)
     push_mass = None if est is None else est.mass  # the push's own reading, for the push-only figures
-    why = weighing_reason(est, MassIdConfig()) if weigh_bag is not None else ""
+    why = weighing_reason(est, cfg) if weigh_bag is not None else ""
     if why:
-        weighed, weigh_refusal, weigh_wall = _identify_timed(obj, weigh_bag)
+        weighed, weigh_refusal, weigh_wall = _identify_timed(obj, weigh_bag, cfg)
         wall += weigh_wall
         if weighed is not None and weighed.identifiable:
-            est, refusal, bag = with_push_friction(weighed, est, MassIdConfig()), "", weigh_bag
+            est, refusal, bag = with_push_friction(weighed, est, cfg), "", weigh_bag
         elif not est.identifiable:  # the push's answer stands, with both reasons
             est.reason = f"{est.reason}; weighing: {weigh_refusal or weighed.reason}"
     if est is None:

@@ -223,6 +223,9 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
     rec = drop_inconsistent_joint_states(rec, cfg)
     if len(rec.joint_t) < n_joint:
         say(f"dropped {n_joint - len(rec.joint_t)} joint states inconsistent with their neighbours (mis-stamped?)")
+    if cfg.calibration is not None:
+        rec = cfg.calibration.applied(rec)
+        say("arm efforts corrected by the robot calibration (effort offsets, joint friction)")
     span = lifted_span(rec, cfg)
     if span is not None:  # a weighing probe (weigh_probe.py), not a push
         return weigh(rec, cfg, progress, span)

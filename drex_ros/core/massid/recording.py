@@ -44,9 +44,9 @@ def recording_from_series(series: dict[str, TopicSeries], shape: str, size: tupl
                           topics: tuple[str, str, str] = PROBE_TOPICS) -> Recording:
     """Arrays for the identifier; errors name what is missing or unusable."""
     js_topic, cmd_topic, pose_topic = topics
-    js, cmd, pose = series[js_topic], series[cmd_topic], series[pose_topic]
+    js, cmd, pose = series[js_topic], series[cmd_topic], series.get(pose_topic)
     for s in (js, cmd, pose):
-        if len(s) == 0:
+        if s is not None and len(s) == 0:
             raise BagError(f"topic {s.topic} has no messages")
     q, v, e = js.fields["position"], js.fields["velocity"], js.fields["effort"]
     missing = [n for n, ok in zip(JOINT_NAMES, np.all(np.isfinite(q), axis=0), strict=True) if not ok]
@@ -64,6 +64,8 @@ def recording_from_series(series: dict[str, TopicSeries], shape: str, size: tupl
     if not np.all(np.isfinite(cq)):
         raise BagError(f"{cmd_topic} commands must name all {len(JOINT_NAMES)} joints")
     ct, cq = _sorted(_times(cmd), cq)
+    if pose is None:  # a recording of the arm alone (an excitation: robot_calibration.py)
+        return Recording(shape, tuple(size), jt, q, v, e, ct, cq, np.zeros(0), np.zeros((0, 3)), np.zeros((0, 4)))
     pt, pp, pq = _sorted(_times(pose), pose.fields["position"], pose.fields["orientation"])
     return Recording(shape, tuple(size), jt, q, v, e, ct, cq, pt, pp, pq)
 
@@ -97,6 +99,11 @@ def recording_from_buffers(joints: list[tuple], commands: list[tuple], poses: li
 def read_recording(path: str | Path, shape: str, size: tuple[float, ...],
                    topics: tuple[str, str, str] = PROBE_TOPICS) -> Recording:
     return recording_from_series(read_topics(path, topics), shape, size, topics)
+
+
+def read_arm_recording(path: str | Path, topics: tuple[str, str, str] = PROBE_TOPICS) -> Recording:
+    """Joint states and applied commands only (an excitation has no object to see)."""
+    return recording_from_series(read_topics(path, topics[:2]), "box", (0.06, 0.06, 0.06), topics)
 
 
 def _stamp(t: float) -> dict:

@@ -93,6 +93,9 @@ class MassIdConfig:
     weigh_max_mass: float = 0.75  # kg
     weights: MatchWeights = field(default_factory=MatchWeights)
     nthread: int = 2
+    # The robot's calibration (robot_calibration.RobotCalibration, `drex calibrate-robot`): its
+    # effort offsets and joint friction are taken out of a recording's arm efforts first.
+    calibration: object | None = None
 
 
 @dataclass
