@@ -28,6 +28,8 @@ from std_srvs.srv import SetBool, Trigger
 from drex_ros.commands.demo import OBJECTS, STOP_ORDER, replace_earlier_bag, run_episode, start_stack
 from drex_ros.core.bag import BagError, BagWriter, list_topics
 from drex_ros.core.robot.model import ARM_JOINTS
+from drex_ros.core.sim.reality import reality_from
+from drex_ros.evaluation.robot_calibration_eval import calibrate_in
 from drex_ros.node_process import stop_all
 from drex_ros.nodes.ros_io import LATCHED_QOS, joint_state_arrays, to_sec
 
@@ -45,6 +47,23 @@ def test_full_episode_ends_done_with_the_object_lifted(tmp_path, one_process):
     assert np.isfinite(result.mass) and result.mass > 0, "no mass was announced before the grasp"
     assert set(result.durations) >= {"perceiving", "probing", "identifying", "grasping", "lifting", "holding"}
     assert "/drex/task_state" in list_topics(tmp_path / "1_light_box.mcap")
+
+
+def test_an_episode_in_a_perturbed_cell_with_its_calibration_ends_done_with_a_right_mass(tmp_path):
+    """The sim is a different plausible cell (core/sim/reality.py: sensor offsets and noise, link-side
+    friction, inertial errors, joint friction, delay, contact, camera), calibrated first from an
+    excitation recorded in it; the identifier knows neither the cell nor the object's mass."""
+    seed = 5
+    calibration = calibrate_in(reality_from("perturbed", seed)).save(tmp_path / "robot_calibration.yaml")
+    extra = {"sim_node": {"reality": "perturbed", "reality_seed": seed},
+             "mass_id_node": {"robot_calibration": str(calibration)}}
+    result = run_episode(LIGHT_BOX, tmp_path, 1, timeout=480.0, policy_model="", extra=extra)
+    log = (tmp_path / "1_light_box_logs" / "task_node.log").read_text()
+    assert result.state == "done", f"{result.state}: {result.reason}\n{log[-3000:]}"
+    assert result.final_lift_cm() >= 10.0
+    mass_log = (tmp_path / "1_light_box_logs" / "mass_id_node.log").read_text()
+    assert "corrected by the robot calibration" in mass_log
+    assert result.mass == pytest.approx(LIGHT_BOX.mass, rel=0.05), mass_log[-3000:]
 
 
 def test_one_process_bringup_runs_the_task_and_ctrl_c_holds_first(tmp_path):

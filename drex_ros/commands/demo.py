@@ -84,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the stack as `drex bringup` (one process) instead of a process per node")
 
 
-def _overrides(obj: DemoObject, out: Path, bag: str, real_time_factor: float) -> str:
+def _overrides(obj: DemoObject, out: Path, bag: str, real_time_factor: float,
+               extra: dict[str, dict] | None = None) -> str:
     import yaml
 
     def shape() -> dict:  # a fresh copy each time: rcl's YAML parser refuses aliases
@@ -107,6 +108,8 @@ def _overrides(obj: DemoObject, out: Path, bag: str, real_time_factor: float) ->
         "task_node": {**shape(), "fallback_mass": CONSERVATIVE_FALLBACK_MASS},
         "recorder": {"path": bag},
     }
+    for node, values in (extra or {}).items():  # e.g. a perturbed sim and a calibrated identifier (tests)
+        params[node] = {**params.get(node, {}), **values}
     handle = tempfile.NamedTemporaryFile("w", suffix="-demo.yaml", delete=False)
     yaml.safe_dump({name: {"ros__parameters": p} for name, p in params.items()}, handle)
     handle.close()
@@ -132,7 +135,8 @@ REAL_TIME_FACTOR = {False: 0.5, True: 0.2}
 
 
 def start_stack(obj: DemoObject, out: Path, stem: str, policy_model: str,
-                one_process: bool = False, robot: str = "sim") -> tuple[dict, Path, Path]:
+                one_process: bool = False, robot: str = "sim",
+                extra: dict[str, dict] | None = None) -> tuple[dict, Path, Path]:
     """The whole stack for one object: a process per node (as `ros2 launch` runs it) or `drex bringup`.
 
     Returns (processes by name, the log holding task_node's output, the temporary parameter file).
@@ -145,7 +149,7 @@ def start_stack(obj: DemoObject, out: Path, stem: str, policy_model: str,
     log_dir = out / f"{stem}_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     bag = str(replace_earlier_bag(out / f"{stem}.mcap"))
-    overrides = Path(_overrides(obj, out, bag, REAL_TIME_FACTOR[one_process]))
+    overrides = Path(_overrides(obj, out, bag, REAL_TIME_FACTOR[one_process], extra))
     if one_process:
         argv = ["bringup", "--sim", "--robot", robot, "--params-file", str(overrides), "--record", bag]
         if policy_model:
@@ -162,7 +166,7 @@ def start_stack(obj: DemoObject, out: Path, stem: str, policy_model: str,
 
 
 def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_model: str,
-                one_process: bool = False, robot: str = "sim") -> EpisodeResult:
+                one_process: bool = False, robot: str = "sim", extra: dict[str, dict] | None = None) -> EpisodeResult:
     import rclpy
     from geometry_msgs.msg import PoseStamped
     from rclpy.executors import SingleThreadedExecutor
@@ -176,7 +180,7 @@ def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_m
     stem = f"{index}_{obj.name.replace(' ', '_')}"
     result.bag = str(out / f"{stem}.mcap")
     rclpy.init()  # before the stack: an rclpy that cannot start must not leave the nodes running
-    procs, task_log, overrides = start_stack(obj, out, stem, policy_model, one_process, robot)
+    procs, task_log, overrides = start_stack(obj, out, stem, policy_model, one_process, robot, extra)
     watcher = rclpy.create_node("demo_watcher", parameter_overrides=[rclpy.parameter.Parameter(
         "use_sim_time", value=True)])
     def on_state(msg: String) -> None:

@@ -46,6 +46,7 @@ from drex_ros.core.massid.probe_runner import (
 )
 from drex_ros.core.massid.push_probe import ProbeConfig, ProbeError, ProbePlan, ProbePlanError, plan_probe
 from drex_ros.core.massid.recording import write_recording
+from drex_ros.core.massid.robot_calibration import RobotCalibration
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassEstimate, MassIdConfig, RecordingError
 from drex_ros.core.massid.weigh_probe import plan_weigh_probe
@@ -74,6 +75,9 @@ PARAMETERS = {
     "probe_timeout_s": 600.0,  # wall-clock cap on a probe (a loaded host runs the sim slowly: not a failure)
     "clock_stall_s": 10.0,  # wall s the clock may stand still during a probe before it fails
     "record_dir": "",  # if set, every probe is also saved there as an MCAP bag
+    # robot_calibration.yaml from `drex calibrate-robot`: its effort offsets and joint friction are
+    # taken out of the arm's efforts before identifying ("": none)
+    "robot_calibration": "",
     "identify": True,  # false: run and record the probe only (benchmarks identify the bags offline)
     "mass_min": 0.02,
     "mass_max": 3.0,
@@ -224,9 +228,18 @@ class MassIdNode(Node):
             self.get_logger().error("e-stop: the probe is aborted")
             self._stream.abort("e-stop")
 
+    def _calibration(self) -> RobotCalibration | None:
+        path = self._param("robot_calibration")
+        if not path:
+            return None
+        try:
+            return RobotCalibration.load(path)
+        except ValueError as exc:
+            raise ProbeError(f"robot_calibration: {exc}") from exc
+
     def _config(self) -> MassIdConfig:
         p = self._param
-        return MassIdConfig(mass_bounds=(p("mass_min"), p("mass_max")),
+        return MassIdConfig(calibration=self._calibration(), mass_bounds=(p("mass_min"), p("mass_max")),
                             friction_bounds=(p("friction_min"), p("friction_max")), nthread=int(p("threads")),
                             max_rel_std=float(p("max_rel_std")), max_force_misfit=float(p("max_force_misfit")),
                             weigh_above_rel_std=float(p("weigh_above_rel_std")),

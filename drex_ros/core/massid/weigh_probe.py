@@ -22,7 +22,8 @@ on (the scene's table has no rolling resistance), so mass_id_node weighs spheres
 request (weigh_spheres).
 
 Tare: the empty hand is held still at the hold's arm configuration before the grasp and again
-after the set-down, and weigh.py subtracts what the arm reads there from the loaded hold. What the
+after the set-down, each stop (and the hold) followed by the same vertical sweep, and weigh.py
+subtracts what the arm reads in the empty sweeps from the loaded one. What the
 arm's efforts read beyond its model at a still configuration - torque sensor offsets, the gap
 between the real and the modelled arm and hand (the hand alone is 0.955 kg: 5 % is 48 g) - is the
 same with and without the object, so it cancels; only the object's weight remains. Without it a
