@@ -126,7 +126,9 @@ def write_params(model_path: Path, folder: Path) -> Path:
                                             "joint_state_timeout": 0.1, "object_pose_timeout": 0.5,
                                             # Keep running through overruns so the whole latency
                                             # distribution is measured; overruns are still counted.
-                                            "max_overruns": 1_000_000}},
+                                            "max_overruns": 1_000_000,
+                                            # as config/policy.yaml: task_node watches the copies
+                                            "introspection_rate_hz": 20.0}},
         "smoother_node": {"ros__parameters": {"alpha": 0.3}},
         "safety_node": {"ros__parameters": {"command_timeout": 0.1, "state_timeout": 0.1}},
     }
