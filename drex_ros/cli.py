@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate-camera": ("drex_ros.commands.calibrate_camera", "camera extrinsics from a marker board"),
     "calibrate-robot": ("drex_ros.commands.calibrate_robot", "arm effort offsets and joint friction from an "
                         "excitation bag"),
+    "excite": ("drex_ros.commands.excite", "calibrate the robot through the running stack (excitation motion)"),
     "urdf": ("drex_ros.commands.urdf", "write the composed Panda + Allegro URDF"),
     "sim": ("drex_ros.commands.sim", "run the sim node and move the robot through a few poses"),
 }

@@ -144,3 +144,23 @@ def test_a_sphere_is_not_pushed_but_answered_unidentifiable_at_once(stack, tmp_p
         assert not commands.messages and not list(tmp_path.iterdir())  # nothing streamed, no bag
     finally:
         assert sphere.stop() == 0, sphere.output()
+
+
+def test_an_unreadable_robot_calibration_fails_the_call_at_once_and_nothing_moves(stack, tmp_path):
+    node, executor, _, _ = stack
+    bad = tmp_path / "robot_calibration.yaml"
+    bad.write_text("per_joint: [1, 2]\n")
+    other = NodeProcess("mass_id_node", {"use_sim_time": True, "service": "/drex/identify_mass_calibrated",
+                                         "robot_calibration": str(bad), "record_dir": str(tmp_path)})
+    commands = Collector(node, JointState, "/drex/policy/joint_command", 5000)
+    try:
+        client = node.create_client(Trigger, "/drex/identify_mass_calibrated")
+        assert spin_until(executor, client.service_is_ready, 30), other.output()
+        future = client.call_async(Trigger.Request())
+        assert spin_until(executor, future.done, 30), other.output()
+        res = future.result()
+        assert not res.success and "robot_calibration" in res.message and str(bad) in res.message, res.message
+        executor.spin_once(timeout_sec=0.5)
+        assert not commands.messages and list(tmp_path.iterdir()) == [bad]  # nothing streamed, no bag
+    finally:
+        assert other.stop() == 0, other.output()

@@ -34,6 +34,7 @@ from std_srvs.srv import Trigger
 from drex_ros.core.bag import BagError
 from drex_ros.core.control.command_source import MASS_ID
 from drex_ros.core.identify_reply import unidentifiable_reply
+from drex_ros.core.massid.excitation import plan_excitation
 from drex_ros.core.massid.probe_runner import (
     CommandStream,
     ProbeBuffers,
@@ -46,7 +47,7 @@ from drex_ros.core.massid.probe_runner import (
 )
 from drex_ros.core.massid.push_probe import ProbeConfig, ProbeError, ProbePlan, ProbePlanError, plan_probe
 from drex_ros.core.massid.recording import write_recording
-from drex_ros.core.massid.robot_calibration import RobotCalibration
+from drex_ros.core.massid.robot_calibration import RobotCalibration, calibrate
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassEstimate, MassIdConfig, RecordingError
 from drex_ros.core.massid.weigh_probe import plan_weigh_probe
@@ -69,6 +70,10 @@ PARAMETERS = {
     "object_pose_topic": "/drex/object_pose",
     "mass_topic": "/drex/object_mass",
     "service": "/drex/identify_mass",
+    # The robot calibration's excitation (core/massid/excitation.py), streamed like a probe, saved
+    # to record_dir and fitted there into robot_calibration.yaml (task_node's /drex/calibrate_robot
+    # grants the command stream and calls it; `drex excite` calls that).
+    "excite_service": "/drex/excite_robot",
     "command_rate_hz": 250.0,
     "rest_poses": 10,  # object poses averaged for the resting pose the probe is planned from
     "pose_wait_s": 3.0,  # wait this long (wall) for them
@@ -130,8 +135,9 @@ class MassIdNode(Node):
         self.create_subscription(PoseStamped, p("object_pose_topic"), self._on_pose, 20, callback_group=data_group)
         self._pub_cmd = self.create_publisher(JointState, p("command_topic"), 10)
         self._pub_mass = self.create_publisher(Float64MultiArray, p("mass_topic"), LATCHED_QOS)
-        self.create_service(Trigger, p("service"), self._on_identify,
-                            callback_group=MutuallyExclusiveCallbackGroup())
+        probes = MutuallyExclusiveCallbackGroup()  # one probe at a time: identify or excite
+        self.create_service(Trigger, p("service"), self._on_identify, callback_group=probes)
+        self.create_service(Trigger, p("excite_service"), self._on_excite, callback_group=probes)
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._stream = CommandStream(StreamSettings(), self._now, self._publish_command)
         self._closing = False
@@ -195,7 +201,7 @@ class MassIdNode(Node):
                                "of commands")
         return self._execute(plan)
 
-    def _execute(self, plan: ProbePlan) -> Recording:
+    def _execute(self, plan: ProbePlan, min_poses: int = 10) -> Recording:
         """Stream the plan's commands; the recording from 1 s before its start to its end."""
         p = self._param
         t_from = self._now() - 1.0
@@ -216,7 +222,7 @@ class MassIdNode(Node):
         wait_for_joint_states(self._buffers, self._now(), lambda: bool(self._stream.abort_reason))
         self.get_logger().info("probe done")
         shape, size = self._object()
-        return self._buffers.recording(t_from, shape, size, p("applied_command_topic"))
+        return self._buffers.recording(t_from, shape, size, p("applied_command_topic"), min_poses)
 
     def abort(self, reason: str) -> None:
         """End a probe in progress now (shutdown): its service call fails with the reason."""
@@ -259,6 +265,37 @@ class MassIdNode(Node):
         log = self.get_logger().info
         return probe_and_identify(policy, cfg, self._push, self._weigh, lambda rec, kind: self._save(rec, kind, saved),
                                   log, self.get_logger().warning)
+
+    def _on_excite(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if not self._closing:
+            self._stream.abort_reason = ""
+        record_dir = self._param("record_dir")
+        if not record_dir:
+            response.success, response.message = False, "set record_dir: the excitation is saved there as a bag"
+            return response
+        self._busy = True
+        try:
+            q = latest_joint_positions(self._buffers, float(self._param("pose_wait_s")),
+                                       self._param("joint_states_topic"))
+            plan = plan_excitation(q, float(self._param("command_rate_hz")))
+            self.get_logger().info(f"excitation planned: {plan.times[-1]:.0f} s of commands, the arm swings "
+                                   "around home")
+            saved: list[str] = []
+            rec = self._execute(plan, min_poses=0)
+            self._save(rec, "excite", saved)
+            cal = calibrate(rec, (float(rec.joint_t[0]), float(rec.joint_t[-1])))
+            out = cal.save(Path(record_dir) / "robot_calibration.yaml")
+        except (ProbeError, RecordingError, ValueError) as exc:
+            response.success, response.message = False, f"robot calibration failed: {exc}"
+            self.get_logger().error(response.message)
+            return response
+        finally:
+            self._busy = False
+        response.success = True
+        response.message = (f"{saved[0]}; robot calibration written to {out} (Coulomb friction "
+                            f"{', '.join(f'{c:.3f}' for c in cal.coulomb)} N*m)" + "".join(f"; {n}" for n in cal.notes))
+        self.get_logger().info(response.message)
+        return response
 
     def _on_identify(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if not self._closing:

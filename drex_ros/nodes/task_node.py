@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
@@ -42,6 +42,9 @@ PARAMETERS = {
     "object_shape": "box",
     "object_size": [0.06, 0.06, 0.06],
     "identify_service": "/drex/identify_mass",
+    # /drex/calibrate_robot (served here, between tasks): the command stream goes to the mass-ID
+    # node, which streams the excitation, saves it and writes robot_calibration.yaml (this service).
+    "excite_service": "/drex/excite_robot",
     "policy_enable_service": "/policy_node/enable",
     "skip_identification": False,
     "fallback_mass": CONSERVATIVE_FALLBACK_MASS,  # > 0: grasp as if this heavy when unidentifiable
@@ -110,7 +113,12 @@ class TaskNode(Node):
         clients = MutuallyExclusiveCallbackGroup()
         self._identify_client = self.create_client(Trigger, self._param("identify_service"), callback_group=clients)
         self._enable_client = self.create_client(SetBool, self._param("policy_enable_service"), callback_group=clients)
+        self._excite_client = self.create_client(Trigger, self._param("excite_service"), callback_group=clients)
+        self._calibrating = False
         self.create_service(Trigger, "/drex/start_task", self._on_start)
+        # Reentrant: the handler awaits the excitation for a minute, and a second call must hear "running".
+        self.create_service(Trigger, "/drex/calibrate_robot", self._on_calibrate,
+                            callback_group=ReentrantCallbackGroup())
         self.create_timer(1.0 / float(self._param("rate_hz")), self._tick)
         self._publish_state()
 
@@ -191,6 +199,9 @@ class TaskNode(Node):
             response.message = ("the e-stop is engaged: release it (publish false on /drex/estop), reset it "
                                 "(/drex/reset_estop), then start the task")
             return response
+        if self._calibrating:
+            response.success, response.message = False, "the robot calibration is running: start the task after it"
+            return response
         self.sequence.settings = self._settings()
         self.plan, self._identify = None, {"done": False, "ok": False, "message": ""}
         self._held.reset()
@@ -200,6 +211,28 @@ class TaskNode(Node):
         response.success = started
         response.message = "task started" if started else f"a task is already running ({self.sequence.phase})"
         self._publish_state()
+        return response
+
+    async def _on_calibrate(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """The robot calibration's excitation, between tasks: the stream is the mass-ID node's meanwhile."""
+        refusal = ("the e-stop is engaged" if self._estop else "a calibration is already running"
+                   if self._calibrating else f"a task is running ({self.sequence.phase.value})"
+                   if self.sequence.phase in ACTIVE else "")
+        # Between tasks nothing else waits on this node: a short blocking wait for discovery is fine.
+        if not refusal and not self._excite_client.wait_for_service(timeout_sec=SERVICE_GRACE_S):
+            refusal = f"the excitation service {self._param('excite_service')} is not available"
+        if refusal:
+            response.success, response.message = False, f"robot calibration refused: {refusal}"
+            return response
+        self._calibrating = True
+        self._publish_state()
+        try:
+            result = await self._excite_client.call_async(Trigger.Request())
+        finally:
+            self._calibrating = False
+            self._publish_state()
+        response.success, response.message = result.success, result.message
+        (self.get_logger().info if result.success else self.get_logger().error)(result.message)
         return response
 
     def _request_identification(self) -> None:
@@ -309,7 +342,7 @@ class TaskNode(Node):
         self._enable_policy(False)
 
     def _publish_state(self) -> None:
-        phase = self.sequence.phase
+        phase = Phase.CALIBRATING if self._calibrating else self.sequence.phase
         owner = owner_for_phase(phase)
         if owner != self._owner:
             self._owner = owner

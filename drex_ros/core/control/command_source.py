@@ -18,6 +18,7 @@ NOBODY = ""
 _OWNER_OF_PHASE = {
     Phase.PROBING: MASS_ID,
     Phase.IDENTIFYING: MASS_ID,  # the weighing probe runs inside the identify call
+    Phase.CALIBRATING: MASS_ID,  # the robot calibration's excitation (mass_id_node streams it)
     Phase.GRASPING: POLICY,
     Phase.LIFTING: POLICY,
     Phase.HOLDING: POLICY,

@@ -36,6 +36,8 @@ class Phase(StrEnum):
     HOLDING = "holding"
     DONE = "done"
     FAILED = "failed"
+    # Not a phase of a task: the robot calibration's excitation, between tasks (task_node).
+    CALIBRATING = "calibrating"
 
 
 ACTIVE = (Phase.PERCEIVING, Phase.PROBING, Phase.IDENTIFYING, Phase.GRASPING, Phase.LIFTING, Phase.HOLDING)

@@ -52,12 +52,13 @@ class ProbeBuffers:
         with self._lock:
             return [p for p in self.poses if p[1] > since]
 
-    def recording(self, t_from: float, shape: str, size: tuple[float, ...], command_topic: str) -> Recording:
+    def recording(self, t_from: float, shape: str, size: tuple[float, ...], command_topic: str,
+                  min_poses: int = 10) -> Recording:
         with self._lock:
             joints = [j for j in self.joints if j[0] >= t_from]
             commands = [c for c in self.commands if c[1] >= t_from]
             poses = [p for p in self.poses if p[0] >= t_from]
-        return recording_from_buffers(joints, commands, poses, shape, size, command_topic)
+        return recording_from_buffers(joints, commands, poses, shape, size, command_topic, min_poses)
 
 
 def resting_pose(buffers: ProbeBuffers, now: Callable[[], float], n: int, wait_s: float,

@@ -71,14 +71,14 @@ def recording_from_series(series: dict[str, TopicSeries], shape: str, size: tupl
 
 
 def recording_from_buffers(joints: list[tuple], commands: list[tuple], poses: list[tuple], shape: str,
-                           size: tuple[float, ...], command_topic: str) -> Recording:
+                           size: tuple[float, ...], command_topic: str, min_poses: int = 10) -> Recording:
     """Arrays for the identifier from a node's live buffers of (stamp, receipt, values...) tuples.
 
     Unlike a bag, a live command stream may carry stamps from another clock (a watchdog hold
     stamped on the steady clock while the rest runs on sim time): such a stamp is replaced by
     its receipt time. Joint states keep their stamps, the measurement times.
     """
-    if len(joints) < 50 or len(commands) < 10 or len(poses) < 10:
+    if len(joints) < 50 or len(commands) < 10 or len(poses) < min_poses:
         raise RecordingError(f"too little data recorded: {len(joints)} joint states, {len(commands)} "
                              f"commands on {command_topic}, {len(poses)} object poses")
     joints = sorted(joints, key=lambda j: j[0])  # stamp order (callbacks may deliver out of order)
@@ -93,7 +93,7 @@ def recording_from_buffers(joints: list[tuple], commands: list[tuple], poses: li
     return Recording(shape, size, jt, np.array([j[2] for j in joints]), v if np.all(np.isfinite(v)) else None,
                      np.nan_to_num(np.array([j[4] for j in joints])), ct[keep],
                      np.array([c[2] for c in commands])[keep], np.array([p[0] for p in poses]),
-                     np.array([p[2] for p in poses]), np.array([p[3] for p in poses]))
+                     np.array([p[2] for p in poses]).reshape(-1, 3), np.array([p[3] for p in poses]).reshape(-1, 4))
 
 
 def read_recording(path: str | Path, shape: str, size: tuple[float, ...],
