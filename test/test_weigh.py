@@ -17,7 +17,7 @@ from drex_ros.core.massid.recording import write_recording
 from drex_ros.core.massid.tare import sweep_after, tare_spans, tared_load, tared_sweep_load
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassEstimate, MassIdConfig, PushWindow, RecordingError
-from drex_ros.core.massid.weigh import weigh, weighing_reason
+from drex_ros.core.massid.weigh import weigh, weighing_reason, with_push_friction
 from drex_ros.core.massid.weigh_probe import WeighTiming, plan_weigh_probe
 from drex_ros.core.robot.model import GRAVITY
 from drex_ros.core.sim.reality import GAZ_COULOMB, Reality, draw
@@ -69,7 +69,13 @@ def test_weighing_follows_a_push_that_did_not_pin_a_light_object_down():
     assert weighing_reason(_push_estimate(1.0, 0.05), cfg) == ""  # too heavy for the full grip
     assert "no number (flat loss)" in weighing_reason(_push_estimate(0.1, 0, False, 0.12, "flat loss"), cfg)
     assert weighing_reason(_push_estimate(0.1, 0, False, 1.2, "flat loss"), cfg) == ""
-    assert weighing_reason(None, cfg) == ""  # no push, no friction for the policy
+    assert weighing_reason(None, cfg) == ""  # no push at all (a sphere): weighed only on request
+    assert "refused (joint states were lost)" in weighing_reason(None, cfg, "joint states were lost")
+    weighed = _push_estimate(0.3, 0.003)
+    assert with_push_friction(weighed, _push_estimate(0.1, 0, False, 0.12, "flat loss"), cfg).friction is None
+    assert with_push_friction(weighed, None, cfg).friction is None
+    # an identified push's mu * m (best_x = log(m), log(mu m) = 0: 1 kg) over the weighed 0.3 kg, within bounds
+    assert with_push_friction(weighed, _push_estimate(0.3, 0.01), cfg).friction == cfg.friction_bounds[1]
 
 
 def test_a_lift_that_never_holds_still_is_refused_and_a_still_arm_is_not_a_lift():

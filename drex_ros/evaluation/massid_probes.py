@@ -134,7 +134,7 @@ def identify_bag(obj: BenchObject, bag: Path, weigh_bag: Path | None = None, cal
     cfg = MassIdConfig(calibration=calibration)
     est, refusal, wall = _identify_timed(obj, bag, cfg)
     push_mass = None if est is None else est.mass  # the push's own reading, for the push-only figures
-    why = weighing_reason(est, cfg) if weigh_bag is not None else ""
+    why = weighing_reason(est, cfg, refusal) if weigh_bag is not None else ""
     if why:
         weighed, weigh_refusal, weigh_wall = _identify_timed(obj, weigh_bag, cfg)
         wall += weigh_wall

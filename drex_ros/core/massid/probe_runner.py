@@ -203,10 +203,10 @@ def probe_and_identify(policy: ProbePolicy, cfg: MassIdConfig, push: Callable[[]
     """The push (none for a sphere), then the weighing probe where the push fell short.
 
     None when identification is off (the recordings only: the weighing probe follows every push
-    then, and whoever identifies the bags decides which one counts). A refused push recording
-    raises: there is no weighing without the push's friction.
+    then, and whoever identifies the bags decides which one counts). A refused push recording is
+    followed by the weighing too; if that gives no number either, the push's refusal is raised.
     """
-    pushed = None
+    pushed, refused = None, None
     if policy.shape == "sphere" and not policy.push_spheres:
         if not policy.weigh_spheres:
             raise ProbePlanError(SPHERE_NOT_PUSHED)
@@ -220,8 +220,13 @@ def probe_and_identify(policy: ProbePolicy, cfg: MassIdConfig, push: Callable[[]
             why = "identification is off: every push is followed by the weighing probe"
         else:
             log("identifying the push")
-            pushed = identify(rec, cfg, progress=log)
-            why = weighing_reason(pushed, cfg) if policy.weigh_fallback else ""
+            try:
+                pushed = identify(rec, cfg, progress=log)
+            except RecordingError as exc:
+                if not policy.weigh_fallback:
+                    raise
+                refused = exc
+            why = weighing_reason(pushed, cfg, str(refused or "")) if policy.weigh_fallback else ""
             if not why:
                 return pushed
     log(f"weighing the object: {why}")
@@ -236,8 +241,10 @@ def probe_and_identify(policy: ProbePolicy, cfg: MassIdConfig, push: Callable[[]
     else:
         failure = weighed.reason
     if weighed is not None and weighed.identifiable:
-        return weighed if pushed is None else with_push_friction(weighed, pushed, cfg)
+        return with_push_friction(weighed, pushed, cfg)
     warn(f"weighing gave no number ({failure}): the push's answer stands")
+    if refused is not None:
+        raise RecordingError(f"{refused}; weighing: {failure}")
     if pushed is None:  # a sphere, weighed instead of pushed
         raise RecordingError(failure)
     return pushed if pushed.identifiable else replace(pushed, reason=f"{pushed.reason}; weighing: {failure}")

@@ -50,14 +50,16 @@ from drex_ros.core.massid.types import MassEstimate, MassIdConfig, PushWindow, R
 from drex_ros.core.robot.model import GRAVITY, robot_model
 
 
-def weighing_reason(push: MassEstimate | None, cfg: MassIdConfig) -> str:
+def weighing_reason(push: MassEstimate | None, cfg: MassIdConfig, refusal: str = "") -> str:
     """Why the push's answer is to be bettered by weighing the object; "" when it stands.
 
-    `push` is None when the push recording was refused: not weighed, as the weighing reads no
-    friction and the push then gives none (with_push_friction), and the grasp policy needs one.
+    `push` is None when the push recording was refused (`refusal` says why: under load the
+    recorder can lose joint states): weighed all the same, though with nothing read of the object
+    the full grip may meet one too heavy for it. The weighing reads no friction; the task then
+    grasps with its fallback friction.
     """
     if push is None:
-        return ""
+        return f"the push recording was refused ({refusal})" if refusal else ""
     guess = push.mass if push.identifiable else push.direct_mass
     if np.isfinite(guess) and guess > cfg.weigh_max_mass:
         return ""  # too heavy to lift at full grip without a known mass
@@ -69,9 +71,13 @@ def weighing_reason(push: MassEstimate | None, cfg: MassIdConfig) -> str:
     return ""
 
 
-def with_push_friction(weighed: MassEstimate, push: MassEstimate, cfg: MassIdConfig) -> MassEstimate:
+def with_push_friction(weighed: MassEstimate, push: MassEstimate | None, cfg: MassIdConfig) -> MassEstimate:
     """The weighed mass with the friction the push read: a push reads mu * m well even where it
-    cannot split the two (probe.py), so mu = (mu * m of the push's fit) / weighed mass."""
+    cannot split the two (probe.py), so mu = (mu * m of the push's fit) / weighed mass. Only from
+    a push that gave a number: a refused fit's mu * m is no reading (in perturbed cells it was 2-5
+    times the truth on light objects), so the weighed mass comes without a friction (None)."""
+    if push is None or not push.identifiable:
+        return replace(weighed, friction=None)
     mu = float(np.clip(np.exp(push.best_x[1]) / weighed.mass, *cfg.friction_bounds))
     return replace(weighed, friction=mu)
 
