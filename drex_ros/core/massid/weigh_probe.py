@@ -68,14 +68,14 @@ class WeighTiming:
     # other directions.)
     to_tare: float = 3.5  # from the start to the pre-grasp pose (the grasp's approach time) ...
     rise_to_tare: float = 1.5  # ... and up, empty-handed, to the hold's configuration
-    tare: float = 1.0  # the empty hand held still there, before the grasp and after the set-down (as the hold) ...
+    tare: float = 1.5  # the empty hand held still there, before the grasp and after the set-down (as the hold) ...
     sweep: float = 1.2  # ... then raised by SWEEP_HEIGHT and lowered back, each way in this long ...
     after_sweep: float = 0.3  # ... and held still again briefly
     tare_to_grasp: float = 1.5  # from there to the grasp's pre-grasp pose
     back_to_tare: float = 1.5  # after the set-down, to the pre-grasp pose again, and up as before
     grip_settle: float = 0.5  # the fingers come to rest on the object before the lift
     lift: float = 1.5
-    hold: float = 1.0  # still at the lift pose (found by the identifier), then swept up and down as the tares
+    hold: float = 1.5  # still at the lift pose (the chain left 0.8 s of 1 s still), then swept as the tares
     lower: float = 2.0
     release: float = 1.0
     back_off: float = 1.0
