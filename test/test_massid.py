@@ -31,9 +31,9 @@ from drex_ros.core.massid.push_probe import (
 )
 from drex_ros.core.massid.recording import write_recording
 from drex_ros.core.massid.trajectory_match import Recording, TrajectoryMatcher, mass_friction_of
-from drex_ros.core.perception.evaluation import noisy_quat
 from drex_ros.core.robot.model import robot_model
 from drex_ros.core.sim.scene import ObjectConfig, Scene, SceneConfig
+from drex_ros.evaluation.scene_recording import record_in_scene
 
 
 def record_probe(shape="box", size=(0.06, 0.06, 0.06), mass=0.4, friction=0.6, position=(0.55, 0.05), seed=0,
@@ -55,27 +55,7 @@ def run_recorded(scene: Scene, shape: str, size: tuple, times: np.ndarray, comma
                  rng: np.random.Generator) -> Recording:
     """Stream the 250 Hz commands in the scene, recorded as the stack records them: joint states
     at 500 Hz, object poses at 30 Hz with 2 mm / 1 deg noise, 10% dropped, 40 ms late."""
-    jt, jq, jv, je, pt, pp, pq = [], [], [], [], [], [], []
-    next_cam = 0.0
-    per_sample = max(1, round(0.002 / scene.timestep))  # a reality may step finer (core/sim/reality.py)
-    for q in commands:
-        scene.set_targets(q)
-        for _ in range(2):
-            scene.step(per_sample)
-            jt.append(scene.time)
-            jq.append(scene.joint_positions())
-            jv.append(scene.joint_velocities())
-            je.append(scene.joint_efforts())
-            if scene.time >= next_cam - 1e-9:
-                next_cam += 1 / 30
-                if rng.random() < 0.1:
-                    continue
-                p, quat = scene.object_pose()
-                pt.append(scene.time + 0.04)
-                pp.append(p + rng.normal(0, 0.002, 3))
-                pq.append(noisy_quat(quat, np.deg2rad(1.0), rng))
-    return Recording(shape, size, np.array(jt), np.array(jq), np.array(jv), np.array(je), times.copy(),
-                     commands.copy(), np.array(pt), np.array(pp), np.array(pq))
+    return record_in_scene(scene, shape, size, times, commands, rng)
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@ cell (core/sim/reality.py) that differs from drex's model, calibrated, and compa
 cell put into the efforts. Used by `drex bench calibration` and by `drex bench massid --reality
 perturbed`, which calibrates each cell before identifying in it.
 
-In-process, not through the node chain: the commands go straight to the simulated drivers at
-250 Hz, joint states are recorded at 500 Hz, as test_massid records its probes. The calibration
-reads the arm's states and efforts only, which the chain does not change.
+In-process, not through the node chain (scene_recording.py): the commands go straight to the
+simulated drivers at 250 Hz, joint states are recorded at 500 Hz. The calibration reads the arm's
+states and efforts only, which the chain does not change; `drex excite` runs it through the chain.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from drex_ros.core.massid.robot_calibration import RobotCalibration, calibrate
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.sim.reality import Reality
 from drex_ros.core.sim.scene import ObjectConfig, Scene, SceneConfig
-
-STATE_PERIOD = 0.002  # s: joint states at 500 Hz, as the stack's drivers publish them
+from drex_ros.evaluation.scene_recording import record_in_scene
 
 
 def record_excitation(reality: Reality | None, cfg: ExcitationConfig | None = None) -> tuple[Recording, tuple]:
@@ -26,19 +25,7 @@ def record_excitation(reality: Reality | None, cfg: ExcitationConfig | None = No
     the excitation's span (s)."""
     scene = Scene(SceneConfig(object=ObjectConfig(position=(0.55, 0.0)), reality=reality))
     plan = plan_excitation(scene.joint_positions(), 250.0, cfg)
-    per_sample = max(1, round(STATE_PERIOD / scene.timestep))
-    jt, jq, jv, je = [], [], [], []
-    for q in plan.commands:
-        scene.set_targets(q)
-        for _ in range(2):
-            scene.step(per_sample)
-            jt.append(scene.time)
-            jq.append(scene.joint_positions())
-            jv.append(scene.joint_velocities())
-            je.append(scene.joint_efforts())
-    empty = np.zeros((0, 3))
-    rec = Recording("box", (0.06, 0.06, 0.06), np.array(jt), np.array(jq), np.array(jv), np.array(je),
-                    plan.times.copy(), plan.commands.copy(), np.zeros(0), empty, np.zeros((0, 4)))
+    rec = record_in_scene(scene, "box", (0.06, 0.06, 0.06), plan.times, plan.commands)
     return rec, (plan.push_start, plan.push_end)
 
 
