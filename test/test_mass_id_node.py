@@ -77,13 +77,17 @@ def test_push_then_weighing_move_the_robot_through_the_chain_and_publish_the_mas
     res = _call(node, executor, 300)
     log = procs["mass_id"].output()
     assert "identifying the push" in log and "weighing the object" in log, log
-    # The weighing gives the number (held still, the arm's efforts read m g), latched with the
-    # friction from the push's mu * m over it (the grasp policy needs one).
+    # The weighing gives the number (swept, the arm's efforts read m g), latched with the friction
+    # from the push's mu * m over it, or unread_friction where the push gave no number.
     assert res.success and "weighed" in res.message, f"{res.message}\n{log}"
     assert spin_until(executor, lambda: mass.last is not None, 5)
     m, std, mu = mass.last.data
     assert m == pytest.approx(MASS, rel=0.02), res.message
-    assert 0 < std < 0.03 * m and mu == pytest.approx(FRICTION, rel=0.25)
+    assert 0 < std < 0.03 * m
+    if "no friction was read" in log:  # the push gave no number: its fit's mu * m is no reading
+        assert mu == 0.5  # unread_friction
+    else:
+        assert mu == pytest.approx(FRICTION, rel=0.25)
     # The probe went through the chain as full 23-joint commands: seen over DDS here (this busy
     # test process drains only part of the 250 Hz streams; the writers keep 10 samples) ...
     assert len(commands.messages) > 100 and len(commands.last.name) == 23

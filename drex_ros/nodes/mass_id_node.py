@@ -83,6 +83,10 @@ PARAMETERS = {
     # robot_calibration.yaml from `drex calibrate-robot`: its effort offsets and joint friction are
     # taken out of the arm's efforts before identifying ("": none)
     "robot_calibration": "",
+    # The friction published with a weighed mass when the push read none (it gave no number): the
+    # low end of the policy's training range, so the grip errs firm. Published here, not by a second
+    # node, so the policy never sees the mass without it.
+    "unread_friction": 0.5,
     "identify": True,  # false: run and record the probe only (benchmarks identify the bags offline)
     "mass_min": 0.02,
     "mass_max": 3.0,
@@ -329,7 +333,11 @@ class MassIdNode(Node):
             self.get_logger().warning(response.message)
             self._diag.publish("warn", "mass unidentifiable", {"reason": est.reason})
             return response
-        friction = float("nan") if est.friction is None else est.friction
+        friction = est.friction
+        if friction is None:  # weighed, and the push read no friction: the policy needs one all the same
+            friction = float(self._param("unread_friction"))
+            self.get_logger().warning(f"no friction was read (the push gave no number): {friction} is published "
+                                      "with the weighed mass (unread_friction)")
         self._pub_mass.publish(Float64MultiArray(data=[est.mass, est.std, friction]))
         response.success, response.message = True, est.summary()
         self._diag.publish("ok", "mass identified", {"mass": est.mass, "std": est.std, "friction": friction,

@@ -157,12 +157,6 @@ class TaskNode(Node):
     def _on_mass(self, msg: Float64MultiArray) -> None:
         if len(msg.data) >= 1 and np.isfinite(msg.data[0]) and msg.data[0] > 0:
             self._mass = float(msg.data[0])
-        if len(msg.data) >= 3 and np.isfinite(msg.data[0]) and msg.data[0] > 0 and not np.isfinite(msg.data[2]):
-            # A weighed mass without a friction (the push gave no number): the policy needs one.
-            friction = float(self._param("fallback_friction"))
-            self.get_logger().warning(f"the identified mass came without a friction: the policy gets the fallback "
-                                      f"friction {friction}")
-            self._mass_pub.publish(Float64MultiArray(data=[self._mass, float(msg.data[1]), friction]))
 
     def _on_command(self, msg: JointState) -> None:
         self._command_time = self._now()

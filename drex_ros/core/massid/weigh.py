@@ -55,8 +55,8 @@ def weighing_reason(push: MassEstimate | None, cfg: MassIdConfig, refusal: str =
 
     `push` is None when the push recording was refused (`refusal` says why: under load the
     recorder can lose joint states): weighed all the same, though with nothing read of the object
-    the full grip may meet one too heavy for it. The weighing reads no friction; the task then
-    grasps with its fallback friction.
+    the full grip may meet one too heavy for it. The weighing reads no friction; mass_id_node then
+    publishes its `unread_friction` with the mass.
     """
     if push is None:
         return f"the push recording was refused ({refusal})" if refusal else ""
