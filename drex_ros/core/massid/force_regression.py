@@ -73,6 +73,13 @@ def lowpass(t: np.ndarray, x: np.ndarray, cutoff_hz: float) -> np.ndarray:
     return signal.filtfilt(b, a, x, axis=0, padlen=min(len(x) - 1, 30))
 
 
+def consecutive_steps(t: np.ndarray) -> np.ndarray:
+    """Indices k whose step k -> k+1 is one driver period (not a gap of dropped samples): the steps
+    residual_torques inverts, each read at sample k + 1."""
+    h = np.diff(t)
+    return np.flatnonzero(h < 1.5 * float(np.median(h)))
+
+
 def _as_slice(index: np.ndarray) -> slice | np.ndarray:
     """A run of consecutive indices as a slice (numpy assigns through it several times faster)."""
     if len(index) and np.all(np.diff(index) == 1):
@@ -113,7 +120,7 @@ class PushForceEstimator:
         if qd is None or not np.all(np.isfinite(qd)):
             qd = np.gradient(q, t, axis=0)
         h = np.diff(t)
-        steps = np.flatnonzero(h < 1.5 * float(np.median(h)))
+        steps = consecutive_steps(t)
         out = np.empty((len(steps), N_ARM))
         for i, k in enumerate(steps):
             d.qpos[self._qpos] = q[k]

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pinocchio as pin
 
-from drex_ros.core.massid.force_regression import PushForceEstimator, lowpass
+from drex_ros.core.massid.force_regression import PushForceEstimator, consecutive_steps, lowpass
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.robot.model import N_ARM, robot_model
 
@@ -148,10 +148,9 @@ def _states(rec: Recording, estimator: PushForceEstimator, t0: float, t1: float)
     sel = (rec.joint_t >= t0) & (rec.joint_t <= t1)
     t, q, e = rec.joint_t[sel], rec.joint_q[sel], rec.joint_effort[sel]
     qd = rec.joint_v[sel] if rec.joint_v is not None else np.gradient(q, t, axis=0)
-    h = np.diff(t)
-    steps = np.flatnonzero(h < 1.5 * float(np.median(h)))
+    steps = consecutive_steps(t)  # the steps residual_torques inverts
     d = -estimator.residual_torques(t, q, qd, e)
-    qdd = (qd[steps + 1] - qd[steps]) / h[steps, None]
+    qdd = (qd[steps + 1] - qd[steps]) / (t[steps + 1] - t[steps])[:, None]
     return t[steps + 1], q[steps], qd[steps], qdd, d
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from drex_ros.core.massid.force_regression import PushForceEstimator
+from drex_ros.core.massid.force_regression import PushForceEstimator, consecutive_steps
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassIdConfig
 from drex_ros.core.robot.model import robot_model
@@ -76,7 +76,7 @@ def read_stop(rec: Recording, t0: float, t1: float, row: np.ndarray, settle: flo
     t = rec.joint_t[sel]
     v = None if rec.joint_v is None else rec.joint_v[sel]
     r = _estimator().residual_torques(t, rec.joint_q[sel], v, rec.joint_effort[sel])
-    ts = t[1:][np.diff(t) < 1.5 * float(np.median(np.diff(t)))]  # the samples residual_torques read
+    ts = t[consecutive_steps(t) + 1]  # the samples residual_torques read
     keep = ts >= t0 + settle
     return Stop(ts[keep] - t0, r[keep] @ row, 0.5 * (t0 + settle + t1))
 
@@ -154,9 +154,6 @@ class Sweep:
     rows: np.ndarray
     t: float
 
-    def on(self, grid: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return resample(grid, self.since, values)
-
 
 def resample(grid: np.ndarray, t: np.ndarray, values: np.ndarray) -> np.ndarray:
     """(len(grid), k): each column of `values` (sampled at `t`) linearly interpolated at `grid`."""
@@ -168,7 +165,7 @@ def read_sweep(rec: Recording, t0: float, t1: float) -> Sweep:
     t = rec.joint_t[sel]
     v = None if rec.joint_v is None else rec.joint_v[sel]
     r = _estimator().residual_torques(t, rec.joint_q[sel], v, rec.joint_effort[sel])
-    kept = np.flatnonzero(np.diff(t) < 1.5 * float(np.median(np.diff(t)))) + 1  # the samples r reads
+    kept = consecutive_steps(t) + 1  # the samples r reads
     knots = kept[::10] if kept[-1] in kept[::10] else np.r_[kept[::10], kept[-1]]
     rows = np.array([_estimator().force_row(rec.joint_q[sel[k]], UP) for k in knots])
     return Sweep(t[kept] - t0, r, resample(t[kept], t[knots], rows), 0.5 * (t0 + t1))
@@ -191,7 +188,7 @@ def tared_sweep_load(rec: Recording, span: tuple[float, float], cfg: MassIdConfi
     grid = hold.since[hold.since <= end]
     rows = hold.rows[: len(grid)]
     w = (hold.t - pair[0].t) / (pair[1].t - pair[0].t) if len(pair) == 2 else 0.0
-    tare = [np.einsum("ij,ij->i", s.on(grid, s.torques), rows) for s in pair]
+    tare = [np.einsum("ij,ij->i", resample(grid, s.since, s.torques), rows) for s in pair]
     diff = np.einsum("ij,ij->i", hold.torques[: len(grid)], rows) - ((1 - w) * tare[0] + w * tare[-1])
     spread = abs(float(np.mean(tare[-1] - tare[0])))  # how far the arm's zero moved over the probe
     std = float(np.hypot(block_sem(diff, grid[-1] - grid[0]), spread))
@@ -212,7 +209,7 @@ def zeroed_before(rec: Recording, t_end: float, cfg: MassIdConfig) -> tuple[Reco
     sel = slice(i0, i1)
     v = None if rec.joint_v is None else rec.joint_v[sel]
     r = _estimator().residual_torques(rec.joint_t[sel], rec.joint_q[sel], v, rec.joint_effort[sel])
-    t = rec.joint_t[sel][1:][np.diff(rec.joint_t[sel]) < 1.5 * float(np.median(np.diff(rec.joint_t[sel])))]
+    t = rec.joint_t[sel][consecutive_steps(rec.joint_t[sel]) + 1]
     zero = r[t >= rec.joint_t[i0] + cfg.settle].mean(axis=0)
     effort = rec.joint_effort.copy()
     effort[:, :7] += zero  # residual = model - measured: adding it to the measured zeroes the residual
