@@ -115,10 +115,15 @@ def test_an_object_no_push_can_reach_is_unidentifiable_and_nothing_moves(stack):
     far = PoseStamped()
     far.header.frame_id = "world"
     far.pose.position.x, far.pose.position.z, far.pose.orientation.w = 1.6, 0.03, 1.0  # beyond the arm
-    for _ in range(30):  # the node rests the probe on the latest 10 poses it received
-        pub.publish(far)
-        executor.spin_once(timeout_sec=0.03)
+    # The node rests the probe on the latest 10 poses it received: publish only once it listens
+    # (a pose sent before discovery is lost, and the earlier test's tracked poses would stand),
+    # and go on publishing while it answers.
+    assert spin_until(executor, lambda: pub.get_subscription_count() > 0, 30)
+    sent = []
+    timer = node.create_timer(0.03, lambda: (pub.publish(far), sent.append(1)))
+    assert spin_until(executor, lambda: len(sent) >= 30, 30)
     res = _call(node, executor, 60)
+    node.destroy_timer(timer)
     assert not res.success
     assert res.message.startswith("unidentifiable: no probe can be planned: "), procs["mass_id"].output()
     assert "out of reach" in res.message

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from test_massid import run_recorded
+from test_massid import lose_joint_states, run_recorded
 
 from drex_ros.cli import main as drex_main
 from drex_ros.core.massid.identify import identify
@@ -17,7 +17,7 @@ from drex_ros.core.massid.recording import write_recording
 from drex_ros.core.massid.tare import sweep_after, tare_spans, tared_load, tared_sweep_load
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassEstimate, MassIdConfig, PushWindow, RecordingError
-from drex_ros.core.massid.weigh import weigh, weighing_reason, with_push_friction
+from drex_ros.core.massid.weigh import lifted_span, weigh, weighing_reason, with_push_friction
 from drex_ros.core.massid.weigh_probe import WeighTiming, plan_weigh_probe
 from drex_ros.core.robot.model import GRAVITY
 from drex_ros.core.sim.reality import GAZ_COULOMB, Reality, draw
@@ -154,6 +154,21 @@ def test_a_light_box_in_a_perturbed_cell_is_weighed_within_its_std():
     rec, _, _ = record_weigh(0.08, "box", (0.05, 0.05, 0.05), reality=HAND_AND_OFFSETS)
     est = identify(rec, MassIdConfig())
     assert est.identifiable and abs(est.mass - 0.08) < 2 * est.std and est.std < 0.05 * 0.08, est.summary()
+
+
+def test_a_weighing_whose_recorder_lost_joint_states_in_short_gaps_is_weighed_and_a_long_gap_refused():
+    rec, _, _ = record_weigh(0.08, "box", (0.05, 0.05, 0.05), reality=HAND_AND_OFFSETS)
+    cfg = MassIdConfig()
+    gappy = identify(lose_joint_states(rec, 0.09, 0.4, np.random.default_rng(1)), cfg)
+    assert gappy.identifiable and abs(gappy.mass - 0.08) < 2 * gappy.std, gappy.summary()
+    weighed_from = lifted_span(rec, cfg)[0] + cfg.settle  # the still hold weigh() reads
+    torn = lose_joint_states(rec, 1.5 * cfg.max_joint_gap, 0.0, np.random.default_rng(0), at=weighed_from + 0.2)
+    with pytest.raises(RecordingError, match="joint states were lost during the hold"):
+        identify(torn, cfg)
+    sweep = sweep_after(rec, lifted_span(rec, cfg), cfg)  # the loaded sweep the weight is read in
+    torn = lose_joint_states(rec, 1.5 * cfg.max_joint_gap, 0.0, np.random.default_rng(0), at=sweep[0] + 0.5)
+    with pytest.raises(RecordingError, match="joint states were lost during a sweep"):
+        identify(torn, cfg)
 
 
 def test_friction_a_link_side_sensor_sees_cancels_in_the_sweeps():

@@ -142,7 +142,9 @@ def test_killing_the_policy_mid_lift_fails_the_task_and_the_robot_holds_still(tm
         node.create_subscription(PoseStamped, "/drex/sim/object_pose_gt",
                                  lambda m: rest_z.append(m.pose.position.z), 10)
         assert spin_until(executor, lambda: states[-1:] in (["lifting"], ["failed"]), 300.0), states
-        assert states[-1] == "lifting", f"the episode failed before the lift: {task_log.read_text()[-2000:]}"
+        policy_log = task_log.with_name("policy_node.log")
+        assert states[-1] == "lifting", (f"the episode failed before the lift: {task_log.read_text()[-2000:]}\n"
+                                         f"policy_node: {policy_log.read_text()[-2000:]}")
         # Mid-lift: the object is off the table (ground truth), in the hand.
         assert spin_until(executor, lambda: rest_z[-1] > rest_z[0] + 0.03, 30.0), "the object was not lifted"
         procs["policy_node"].kill()

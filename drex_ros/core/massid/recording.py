@@ -192,16 +192,16 @@ def find_push_window(rec: Recording, cfg: MassIdConfig) -> PushWindow:
     return PushWindow(t_motion, t0, t1, xy, yaw, direction)
 
 
-def check_joint_coverage(rec: Recording, win: PushWindow, cfg: MassIdConfig) -> None:
-    """The push force is inverted from consecutive joint states: refuse a recording with many lost."""
+def check_joint_coverage(rec: Recording, win: PushWindow, cfg: MassIdConfig, during: str = "the push") -> None:
+    """The force is inverted from consecutive joint states: refuse a recording with many lost."""
     t = rec.joint_t[(rec.joint_t >= win.t0) & (rec.joint_t <= win.t1)]
     if len(t) < 20:
-        raise RecordingError(f"only {len(t)} joint states during the push")
+        raise RecordingError(f"only {len(t)} joint states during {during}")
     h = np.diff(t)
     step = float(np.min(h[h > 0])) if np.any(h > 0) else 0.0
     coverage = (len(t) - 1) * step / max(t[-1] - t[0], 1e-9)
     if coverage < cfg.min_joint_coverage or h.max() > cfg.max_joint_gap:
-        raise RecordingError(f"joint states were lost during the push ({coverage:.0%} present, longest gap "
+        raise RecordingError(f"joint states were lost during {during} ({coverage:.0%} present, longest gap "
                              f"{h.max() * 1e3:.0f} ms): the recorder could not keep up with the driver's rate")
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from drex_ros.core.massid.force_regression import PushForceEstimator, consecutive_steps
 from drex_ros.core.massid.trajectory_match import Recording
-from drex_ros.core.massid.types import MassIdConfig
+from drex_ros.core.massid.types import MassIdConfig, RecordingError
 from drex_ros.core.robot.model import robot_model
 
 UP = np.array([0.0, 0.0, 1.0])
@@ -184,12 +184,17 @@ def tared_sweep_load(rec: Recording, span: tuple[float, float], cfg: MassIdConfi
     before = [s for s in tares if s[0] < hold_sweep[0]][-1:]
     after = [s for s in tares if s[0] > hold_sweep[0]][:1]
     pair = [read_sweep(rec, *s) for s in before + after]
+    gap = max(float(np.diff(s.since).max()) for s in [hold, *pair])
+    if gap > cfg.max_joint_gap:
+        raise RecordingError(f"joint states were lost during a sweep (longest gap {gap * 1e3:.0f} ms): the "
+                             "recorder could not keep up with the driver's rate")
     end = min(s.since[-1] for s in [hold, *pair])
-    grid = hold.since[hold.since <= end]
-    rows = hold.rows[: len(grid)]
+    # A uniform grid: the mean is over time, so states a busy recorder lost weigh nothing less.
+    grid = np.arange(0.0, end, float(np.median(np.diff(hold.since))))
+    rows = resample(grid, hold.since, hold.rows)
     w = (hold.t - pair[0].t) / (pair[1].t - pair[0].t) if len(pair) == 2 else 0.0
     tare = [np.einsum("ij,ij->i", resample(grid, s.since, s.torques), rows) for s in pair]
-    diff = np.einsum("ij,ij->i", hold.torques[: len(grid)], rows) - ((1 - w) * tare[0] + w * tare[-1])
+    diff = np.einsum("ij,ij->i", resample(grid, hold.since, hold.torques), rows) - ((1 - w) * tare[0] + w * tare[-1])
     spread = abs(float(np.mean(tare[-1] - tare[0])))  # how far the arm's zero moved over the probe
     std = float(np.hypot(block_sem(diff, grid[-1] - grid[0]), spread))
     return TaredLoad(float(diff.mean()), std, diff, tuple(float(t.mean()) for t in tare), float(grid[-1] - grid[0]))

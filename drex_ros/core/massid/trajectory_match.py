@@ -25,7 +25,7 @@ import mujoco.rollout as mj_rollout
 import numpy as np
 from mujoco import sysid
 
-from drex_ros.core.massid.force_regression import lowpass
+from drex_ros.core.massid.force_regression import lowpass, lowpass_across_gaps
 from drex_ros.core.robot.model import ARM_JOINTS, JOINT_NAMES, N_ARM
 from drex_ros.core.robot.objects import half_extents
 from drex_ros.core.sim.scene_build import ObjectConfig, SceneConfig, build_spec, object_inertia
@@ -184,9 +184,10 @@ class TrajectoryMatcher:
         step into sample k is (q_k - h qd_k) + (tau_k + kd qd_(k-1)) / kp: exact for the sim's
         drivers at one sample per step, and free of the command path's timing (smoother, safety,
         DDS latency and jitter, which a replay of the command stamps only approximates with one
-        constant delay). Samples n steps apart (a slower joint-state rate, a dropped message) hold
-        that target over the whole interval, with the velocity at the last step's start
-        interpolated: approximate, but far closer than the commands.
+        constant delay). Samples n steps apart (a slower joint-state rate, messages a busy
+        recorder lost) give the target of their last step only, with the velocity at its start
+        interpolated; the steps between take the targets interpolated in time: approximate, but far
+        closer than the commands (holding the last target over a 90 ms gap pushed differently).
         Joints whose effort hit its limit cannot be inverted; they keep the replayed command.
         Returns None when the joint states lack velocities or efforts.
         """
@@ -202,11 +203,14 @@ class TrajectoryMatcher:
         saturated = np.abs(tau[1:]) >= 0.999 * limit
         commands = self.control[:, self._act]
         start = self.times - self.timestep  # step k runs from start[k]
-        # Target in force at each step start: the sample interval containing it.
-        idx = np.searchsorted(t, start + 1e-9, side="left")  # first sample after the step start
-        valid = (idx >= 1) & (idx < len(t))
-        idx = np.clip(idx, 1, len(t) - 1)
-        out = np.where(valid[:, None] & ~saturated[idx - 1], target[idx - 1], commands)
+        knots = t[1:] - h  # where each sample's last step started
+        inside = (start >= knots[0] - 1e-9) & (start <= knots[-1] + 1e-9)
+        out = commands.copy()
+        for j in range(out.shape[1]):
+            # A step next to a saturated sample keeps its command (its target cannot be read).
+            near_saturated = np.interp(start, knots, saturated[:, j].astype(float)) > 1e-6
+            use = inside & ~near_saturated
+            out[use, j] = np.interp(start[use], knots, target[:, j])
         control = np.zeros((self.nstep, self._nu))
         control[:, self._act] = out
         return control
@@ -224,8 +228,9 @@ class TrajectoryMatcher:
         sel = np.flatnonzero((rec.joint_t > self.times[0]) & (rec.joint_t <= self.times[-1]))
         if len(sel) < 20:
             raise ValueError(f"only {len(sel)} joint states inside the match window")
-        filtered = self._lowpass(rec.joint_t[sel], rec.joint_effort[sel, :N_ARM])
+        filtered, clear = lowpass_across_gaps(rec.joint_t[sel], rec.joint_effort[sel, :N_ARM], w.effort_cutoff_hz)
         idx = np.arange(0, len(sel), max(1, w.effort_stride))
+        idx = idx[clear[idx]]  # compared only where measured, clear of lost states
         self.effort_t = rec.joint_t[sel][idx]
         self.effort_obs = filtered[idx]
         self._force_rows = None

@@ -63,7 +63,7 @@ class MassIdConfig:
     # ... and this many times the RMS between two replays at the fit (the chaos).
     max_force_misfit_ratio: float = 2.0
     min_joint_coverage: float = 0.8  # fraction of the driver's joint states present during the push
-    max_joint_gap: float = 0.05  # s
+    max_joint_gap: float = 0.1  # s: a longer gap tears the push or hold; shorter ones cost samples only
     max_joint_jump: float = 0.01  # rad: a joint state this far from where its velocity says is not a measurement
     max_bad_joint_states: float = 0.005  # fraction of such joint states dropped before the recording is refused
     min_contrast: float = 25.0  # loss rise (in noise-variance units) at half/double the mass

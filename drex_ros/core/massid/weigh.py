@@ -139,7 +139,7 @@ def weigh(rec: Recording, cfg: MassIdConfig | None = None, progress: Callable[[s
     rest = rec.pose_t < span[0] - 0.5
     xy = np.median(rec.pose_p[rest, :2], axis=0) if rest.sum() else rec.pose_p[0, :2]
     win = PushWindow(span[0], t0, t1, xy, 0.0, UP)
-    check_joint_coverage(rec, win, cfg)
+    check_joint_coverage(rec, win, cfg, during="the hold")
     say(f"object lifted at t={span[0]:.2f} s; weighing the hold [{t0:.2f}, {t1:.2f}] s")
     tared = tared_sweep_load(rec, span, cfg) or tared_load(rec, span, cfg)
     if tared.tares:
