@@ -107,12 +107,17 @@ class BagWriter:
     def write(self, topic: str, msg_type: str, msg: Any, t: float) -> None:
         """Record `msg` on `topic` at time t (seconds; the bag's timestamp)."""
         msg_type = normalise_type(msg_type)
+        self.write_serialized(topic, msg_type, TYPESTORE.serialize_cdr(to_rosbags(msg_type, msg), msg_type), t)
+
+    def write_serialized(self, topic: str, msg_type: str, data: bytes, t: float) -> None:
+        """Record a message already in CDR (as a raw rclpy subscription receives it, and as
+        rosbag2 stores it) on `topic` at time t."""
+        msg_type = normalise_type(msg_type)
         if topic not in self._connections:
             self._connections[topic] = self._writer.add_connection(topic, msg_type, typestore=TYPESTORE)
             self._types[topic] = msg_type
         elif self._types[topic] != msg_type:
             raise BagError(f"topic {topic} was recorded as {self._types[topic]}, not {msg_type}")
-        data = TYPESTORE.serialize_cdr(to_rosbags(msg_type, msg), msg_type)
         self._writer.write(self._connections[topic], int(round(t * 1e9)), data)
         self.count += 1
 

@@ -20,7 +20,7 @@ from drex_ros.nodes.ros_io import LATCHED_QOS, spin_node
 
 # topic -> (message class, ROS type name, QoS)
 STACK_TOPICS = {
-    "/joint_states": (JointState, "sensor_msgs/msg/JointState", 50),
+    "/joint_states": (JointState, "sensor_msgs/msg/JointState", 500),  # 1 s at 500 Hz
     "/drex/joint_command": (JointState, "sensor_msgs/msg/JointState", 50),
     "/drex/policy/joint_command": (JointState, "sensor_msgs/msg/JointState", 50),
     "/drex/smoothed/joint_command": (JointState, "sensor_msgs/msg/JointState", 50),
@@ -56,14 +56,17 @@ class RecorderNode(Node):
         only = [t for t in self.get_parameter("topics").value if t]
         if only:
             wanted = {t: v for t, v in {**STACK_TOPICS, **IMAGE_TOPICS}.items() if t in only}
+        # Raw: the CDR bytes go into the bag as received (rosbag2 stores CDR); converting every
+        # 500 Hz joint state to Python and back cost this node the samples it then lost.
         for topic, (cls, type_name, qos) in wanted.items():
-            self.create_subscription(cls, topic, lambda msg, t=topic, n=type_name: self._write(t, n, msg), qos)
+            self.create_subscription(cls, topic, lambda data, t=topic, n=type_name: self._write(t, n, data), qos,
+                                     raw=True)
         self.get_logger().info(f"recording {len(wanted)} topics to {self.path}")
 
-    def _write(self, topic: str, type_name: str, msg) -> None:
+    def _write(self, topic: str, type_name: str, data: bytes) -> None:
         with self._lock:
             if self.writer is not None:
-                self.writer.write(topic, type_name, msg, self.get_clock().now().nanoseconds * 1e-9)
+                self.writer.write_serialized(topic, type_name, data, self.get_clock().now().nanoseconds * 1e-9)
 
     def close(self) -> int:
         """Finish the bag (idempotent); returns the number of messages written."""
