@@ -75,6 +75,23 @@ def test_a_silent_policy_fails_the_grasp():
     assert seq.phase is Phase.FAILED and actions.stop and "policy_node" in seq.reason
 
 
+def test_the_plan_clock_stands_while_the_policy_is_silent_and_goes_on_from_there():
+    """A starved policy comes back to the arm reference where it left it, not ahead of it."""
+    seq = TaskSequence(grasp_phases=PHASES)
+    t = run_to_grasp(seq)
+    times, last = [], t
+    for k in range(80):  # 4 s: commands, then none for 0.6 s (ticks 40-51), then commands again
+        t += 0.05
+        last = last if 40 <= k < 52 else t
+        times.append(seq.update(obs(t, last_command_time=last, grip_settled=True)).grasp_time)
+    assert seq.phase is not Phase.FAILED, seq.reason
+    steps = np.diff(times)
+    assert steps[:39] == pytest.approx(0.05) and steps[-20:] == pytest.approx(0.05)
+    # Over the silence and the tick that ended it the plan ran on only for plan_pause_after (a
+    # policy may be between messages), then stood: 0.3 s, not 0.65 s.
+    assert sum(steps[39:52]) == pytest.approx(seq.settings.plan_pause_after + 0.05, abs=0.051)
+
+
 def test_stale_joint_states_fail_any_phase():
     seq = TaskSequence()
     seq.start(0.0)

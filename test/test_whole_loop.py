@@ -112,9 +112,9 @@ def _arm_travel(joints, t0: float, t1: float) -> float:
 
 
 @contextmanager
-def _stack(tmp_path, stem: str):
+def _stack(tmp_path, stem: str, chain: str = "fused"):
     """The whole stack, a process per node, and a test node on sim time to talk to it."""
-    procs, task_log, overrides = start_stack(LIGHT_BOX, tmp_path, stem, policy_model="")
+    procs, task_log, overrides = start_stack(LIGHT_BOX, tmp_path, stem, policy_model="", chain=chain)
     rclpy.init()
     node = rclpy.create_node(f"{stem}_test", parameter_overrides=[Parameter("use_sim_time", value=True)])
     executor = SingleThreadedExecutor()
@@ -130,7 +130,7 @@ def _stack(tmp_path, stem: str):
 
 
 def test_killing_the_policy_mid_lift_fails_the_task_and_the_robot_holds_still(tmp_path):
-    with _stack(tmp_path, "kill") as (procs, task_log, node, executor):
+    with _stack(tmp_path, "kill", chain="separate") as (procs, task_log, node, executor):
         states, joints = _watch(node)
         masses = Collector(node, Float64MultiArray, "/drex/object_mass", LATCHED_QOS)
         start = node.create_client(Trigger, "/drex/start_task")

@@ -127,7 +127,8 @@ def replace_earlier_bag(bag: Path) -> Path:
 
 # The policy side stops first; safety keeps holding until the rest are down.
 STOP_ORDER = ("task_node", "policy_node", "mass_id_node", "perception_node", "smoother_node", "recorder_node",
-              "safety_node", "joint_state_merger_node", "driver_personality_node", "sim_node")
+              "safety_node", "chain_node", "joint_state_merger_node", "driver_personality_node", "sim_node")
+CHAIN_NODES = ("policy_node", "smoother_node", "safety_node")  # chain "fused": one chain_node process
 
 
 # Sim speed per mode: one process shares one GIL between all nodes and the renderer.
@@ -136,8 +137,10 @@ REAL_TIME_FACTOR = {False: 0.5, True: 0.2}
 
 def start_stack(obj: DemoObject, out: Path, stem: str, policy_model: str,
                 one_process: bool = False, robot: str = "sim",
-                extra: dict[str, dict] | None = None) -> tuple[dict, Path, Path]:
+                extra: dict[str, dict] | None = None, chain: str = "fused") -> tuple[dict, Path, Path]:
     """The whole stack for one object: a process per node (as `ros2 launch` runs it) or `drex bringup`.
+    chain: "fused" (the launch file's default: policy, smoother and safety as one chain_node, at
+    raised priority) or "separate" (three processes, e.g. to kill the policy alone).
 
     Returns (processes by name, the log holding task_node's output, the temporary parameter file).
     """
@@ -151,7 +154,8 @@ def start_stack(obj: DemoObject, out: Path, stem: str, policy_model: str,
     bag = str(replace_earlier_bag(out / f"{stem}.mcap"))
     overrides = Path(_overrides(obj, out, bag, REAL_TIME_FACTOR[one_process], extra))
     if one_process:
-        argv = ["bringup", "--sim", "--robot", robot, "--params-file", str(overrides), "--record", bag]
+        argv = ["bringup", "--sim", "--robot", robot, "--params-file", str(overrides), "--record", bag,
+                "--chain", chain]
         if policy_model:
             argv += ["--policy-model", policy_model]
         procs = {"bringup": NodeProcess("bringup", module="drex_ros.cli", argv=argv,
@@ -160,8 +164,10 @@ def start_stack(obj: DemoObject, out: Path, stem: str, policy_model: str,
     profile = profile_arguments(robot, True, shipped_config_dir())
     ros_args = ros_arguments(shipped_config_dir(), {**STACK, **SIM}, [*profile.files, overrides], True,
                              policy_model) + profile.ros_args
-    procs = {name: NodeProcess(name, ros_args=ros_args, log_path=log_dir / f"{name}.log")
-             for name in [*SIM, *profile.nodes, *STACK, "recorder_node"]}
+    names = [*SIM, *profile.nodes, *STACK, "recorder_node"]
+    if chain == "fused":
+        names = [n for n in names if n not in CHAIN_NODES] + ["chain_node"]
+    procs = {name: NodeProcess(name, ros_args=ros_args, log_path=log_dir / f"{name}.log") for name in names}
     return procs, log_dir / "task_node.log", overrides
 
 

@@ -54,6 +54,7 @@ PARAMETERS = {
     "joint_state_timeout": 1.0,
     "object_pose_timeout": 3.0,
     "command_timeout": 1.0,
+    "plan_pause_after": 0.25,  # s without policy output: the grasp plan's clock stands until it resumes
     "timeout_perceiving": 10.0,
     "timeout_probing": 90.0,  # sim s: push and tared weighing probes with their pauses
     "timeout_identifying": 60.0,
@@ -129,7 +130,7 @@ class TaskNode(Node):
         s = TaskSettings()
         s.timeouts = {k: float(self._param(f"timeout_{k}")) for k in s.timeouts}
         for name in ("lift_height", "hold_time", "joint_state_timeout", "object_pose_timeout", "command_timeout",
-                     "grip_settle", "grip_timeout"):
+                     "plan_pause_after", "grip_settle", "grip_timeout"):
             setattr(s, name, float(self._param(name)))
         s.skip_identification = bool(self._param("skip_identification"))
         s.fallback_mass = float(self._param("fallback_mass"))

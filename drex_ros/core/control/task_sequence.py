@@ -58,6 +58,10 @@ class TaskSettings:
     joint_state_timeout: float = 1.0  # s without /joint_states -> failed
     object_pose_timeout: float = 3.0  # s without a pose while it matters -> failed
     command_timeout: float = 1.0  # s without policy output while grasping -> failed
+    # s without policy output after which the grasp plan's clock stands until it resumes: a plan
+    # that ran on while a starved policy was silent had the arm jump ahead when it came back, and
+    # under a CPU hog that shook a light box out of the lifting hand.
+    plan_pause_after: float = 0.25
     watchdog_strikes: int = 3  # consecutive updates a watchdog problem must persist
     settle_poses: int = 5  # consecutive poses within settle_tolerance to accept the object as seen
     settle_tolerance: float = 0.003  # m
@@ -114,7 +118,8 @@ class TaskSequence:
         self._settled: list[np.ndarray] = []
         self._probe_seen = False
         self._grasp_start = 0.0
-        self._plan_wait = 0.0  # s the plan's clock stood at the lift while the grip settled
+        self._plan_wait = 0.0  # s the plan's clock stood (the grip settling at the lift, the policy silent)
+        self._last_grasp_update = 0.0
         self._grip_since: float | None = None
         self._lift_start_after: float = 0.0  # plan time at which lifting begins
         self._hold_start_after: float = 0.0
@@ -234,6 +239,7 @@ class TaskSequence:
         self.start_position = np.asarray(obs.object_position, dtype=float)
         self._enter(Phase.GRASPING, obs.now)
         self._grasp_start, self._plan_wait, self._grip_since = obs.now, 0.0, None
+        self._last_grasp_update = obs.now
         return Actions(start_grasp=True, grasp_time=0.0)
 
     def _grip_ready(self, obs: Observation) -> bool:
@@ -244,6 +250,10 @@ class TaskSequence:
         return obs.now - self._grip_since >= self.settings.grip_settle
 
     def _grasping(self, obs: Observation) -> Actions:
+        silent = obs.last_command_time is None or obs.now - obs.last_command_time > self.settings.plan_pause_after
+        if silent:
+            self._plan_wait += obs.now - self._last_grasp_update
+        self._last_grasp_update = obs.now
         t = self.grasp_elapsed(obs.now)
         grip_ready = self._grip_ready(obs)
         if self.phase is Phase.GRASPING and t >= self._lift_start_after:

@@ -1,12 +1,12 @@
 """How far the simulator may advance on each tick: its real-time factor, kept or adapted.
 
 A fixed factor f runs the sim clock at f times the wall clock. A host too busy for that leaves
-the sim behind its schedule; rather than catch up in one burst (hundreds of joint states at
-once, which subscribers on that same busy host lose), the schedule restarts from where the sim
-is, and the window's report says it fell behind. `auto` goes further: after a window in which
-the sim fell behind, the factor drops below the rate it achieved, so the sim clock slows and
-every node on the host gets time to keep up; after `recover_windows` windows on schedule it
-creeps back up, never above `auto_max`.
+the sim behind its schedule; once it is MAX_LAG behind, rather than catch up in one burst of
+joint states (which subscribers on that same busy host would have to swallow at once), the
+schedule restarts from where the sim is, and the window's report says it fell behind. `auto`
+goes further: after a window in which the sim fell behind, the factor drops below the rate it
+achieved, so the sim clock slows and every node on the host gets time to keep up; after
+`recover_windows` windows on schedule it creeps back up, never above `auto_max`.
 """
 
 from __future__ import annotations
