@@ -92,6 +92,22 @@ def test_the_plan_clock_stands_while_the_policy_is_silent_and_goes_on_from_there
     assert sum(steps[39:52]) == pytest.approx(seq.settings.plan_pause_after + 0.05, abs=0.051)
 
 
+def test_a_silent_policy_does_not_use_up_the_grips_time_to_settle():
+    """Silence before the lift (a starved policy's start) is the policy's, not the grip's: a grip
+    that settles 2.5 s after the planned lift still lifts, whatever came before."""
+    seq = TaskSequence(grasp_phases=PHASES)
+    t = run_to_grasp(seq)
+    quiet_until = t + 0.9  # the policy's first command comes 0.9 s into the grasp (command_timeout 1 s)
+    lift_at = PHASES["lift"][0]
+    while seq.phase is Phase.GRASPING and t < quiet_until + lift_at + 6.0:
+        t += 0.05
+        last = None if t < quiet_until else t
+        plan_t = seq.grasp_elapsed(t) or 0.0
+        seq.update(obs(t, last_command_time=last, grip_settled=t >= quiet_until + lift_at + 2.5))
+    assert seq.phase is Phase.LIFTING, seq.reason
+    assert plan_t <= lift_at + 0.1
+
+
 def test_stale_joint_states_fail_any_phase():
     seq = TaskSequence()
     seq.start(0.0)

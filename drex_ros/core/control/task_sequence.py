@@ -118,7 +118,8 @@ class TaskSequence:
         self._settled: list[np.ndarray] = []
         self._probe_seen = False
         self._grasp_start = 0.0
-        self._plan_wait = 0.0  # s the plan's clock stood (the grip settling at the lift, the policy silent)
+        self._plan_wait = 0.0  # s the plan's clock stood at the lift while the grip settled
+        self._silent_wait = 0.0  # s it stood while the policy was silent (not the grip's to wait)
         self._last_grasp_update = 0.0
         self._grip_since: float | None = None
         self._lift_start_after: float = 0.0  # plan time at which lifting begins
@@ -138,7 +139,7 @@ class TaskSequence:
         """Seconds into the grasp plan while grasping, lifting or holding; else None."""
         if self.phase not in (Phase.GRASPING, Phase.LIFTING, Phase.HOLDING):
             return None
-        return now - self._grasp_start - self._plan_wait
+        return now - self._grasp_start - self._plan_wait - self._silent_wait
 
     # --- transitions ------------------------------------------------------------------------
     def start(self, now: float) -> bool:
@@ -238,7 +239,7 @@ class TaskSequence:
     def _begin_grasp(self, obs: Observation) -> Actions:
         self.start_position = np.asarray(obs.object_position, dtype=float)
         self._enter(Phase.GRASPING, obs.now)
-        self._grasp_start, self._plan_wait, self._grip_since = obs.now, 0.0, None
+        self._grasp_start, self._plan_wait, self._silent_wait, self._grip_since = obs.now, 0.0, 0.0, None
         self._last_grasp_update = obs.now
         return Actions(start_grasp=True, grasp_time=0.0)
 
@@ -252,17 +253,17 @@ class TaskSequence:
     def _grasping(self, obs: Observation) -> Actions:
         silent = obs.last_command_time is None or obs.now - obs.last_command_time > self.settings.plan_pause_after
         if silent:
-            self._plan_wait += obs.now - self._last_grasp_update
+            self._silent_wait += obs.now - self._last_grasp_update
         self._last_grasp_update = obs.now
         t = self.grasp_elapsed(obs.now)
         grip_ready = self._grip_ready(obs)
         if self.phase is Phase.GRASPING and t >= self._lift_start_after:
             if not grip_ready:
-                waited = t - self._lift_start_after + self._plan_wait
+                waited = t - self._lift_start_after + self._plan_wait  # since the plan reached the lift
                 if waited > self.settings.grip_timeout:
                     return self.fail(f"the grip did not settle on the object within {self.settings.grip_timeout:.1f} s "
                                      "of the planned lift (missed grasp?)", obs.now)
-                self._plan_wait = obs.now - self._grasp_start - self._lift_start_after
+                self._plan_wait = waited
                 return Actions(grasp_time=self._lift_start_after)
             self._enter(Phase.LIFTING, obs.now)
         elif self.phase is Phase.LIFTING and t >= self._hold_start_after:
