@@ -10,6 +10,7 @@ cause (the task's failure reason, or the state it was stuck in).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import sys
@@ -62,7 +63,8 @@ class CpuHog:
 
 
 def _episode(obj: DemoObject, out: Path, index: int, one_process: bool, timeout: float) -> dict:
-    result = run_episode(obj, out, index, timeout=timeout, policy_model="", one_process=one_process)
+    with contextlib.redirect_stdout(sys.stderr):  # the episode's state lines: stdout is the table or the JSON
+        result = run_episode(obj, out, index, timeout=timeout, policy_model="", one_process=one_process)
     done = result.state == "done"
     cause = "" if done else (result.reason or f"stuck in {result.state}")
     return {"object": obj.name, "state": result.state, "done": done, "cause": cause,
