@@ -177,4 +177,3 @@ def test_a_reality_file_reaches_the_simulated_drivers(ros, tmp_path):
         assert abs(effort[JOINT_NAMES.index("panda_joint3")]) < 0.02
     finally:
         assert proc.stop() == 0
-
