@@ -78,20 +78,23 @@ def lowpass_across_gaps(t: np.ndarray, x: np.ndarray, cutoff_hz: float) -> tuple
     lie a quarter cutoff period clear of every gap. The filter counts samples, not seconds: states
     a busy recorder lost would squeeze time together, so the gaps are bridged on a uniform grid
     first; the bridge's error spreads about that far."""
-    h = np.diff(t)
-    step = float(np.median(h))
-    gaps = np.flatnonzero(h >= 1.5 * step)
+    gaps = np.setdiff1d(np.arange(len(t) - 1), consecutive_steps(t))
     if not gaps.size:
         return lowpass(t, x, cutoff_hz), np.ones(len(t), bool)
+    step = float(np.median(np.diff(t)))
     grid = np.arange(t[0], t[-1] + 0.5 * step, step)
-    columns = x.reshape(len(t), -1)
-    smooth = lowpass(grid, np.column_stack([np.interp(grid, t, c) for c in columns.T]), cutoff_hz)
-    out = np.column_stack([np.interp(t, grid, c) for c in smooth.T]).reshape(x.shape)
+    smooth = lowpass(grid, resample(grid, t, x.reshape(len(t), -1)), cutoff_hz)
+    out = resample(t, grid, smooth).reshape(x.shape)
     guard = 0.25 / cutoff_hz
     clear = np.ones(len(t), bool)
     for g in gaps:
         clear &= (t <= t[g] - guard) | (t >= t[g + 1] + guard)
     return out, clear
+
+
+def resample(grid: np.ndarray, t: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(len(grid), k): each column of `values` (sampled at `t`) linearly interpolated at `grid`."""
+    return np.column_stack([np.interp(grid, t, values[:, j]) for j in range(values.shape[1])])
 
 
 def consecutive_steps(t: np.ndarray) -> np.ndarray:
@@ -178,7 +181,7 @@ class PushForceEstimator:
         qdd = np.diff(qd, axis=0) / h[:, None]
         # Only consecutive driver samples invert one step exactly; dropped messages leave gaps.
         step = float(np.median(h))
-        consecutive = np.flatnonzero(h < 1.5 * step)
+        consecutive = consecutive_steps(t)
         arm = self._arm_dofs
         g = self._palm_geom
         sel = np.zeros(6)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from drex_ros.core.massid.force_regression import PushForceEstimator, consecutive_steps
+from drex_ros.core.massid.force_regression import PushForceEstimator, consecutive_steps, resample
 from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassIdConfig, RecordingError
 from drex_ros.core.robot.model import robot_model
@@ -153,11 +153,6 @@ class Sweep:
     torques: np.ndarray
     rows: np.ndarray
     t: float
-
-
-def resample(grid: np.ndarray, t: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """(len(grid), k): each column of `values` (sampled at `t`) linearly interpolated at `grid`."""
-    return np.column_stack([np.interp(grid, t, values[:, j]) for j in range(values.shape[1])])
 
 
 def read_sweep(rec: Recording, t0: float, t1: float) -> Sweep:
