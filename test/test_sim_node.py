@@ -28,6 +28,13 @@ def _latest_positions(collector: Collector) -> np.ndarray:
     return joint_state_arrays(collector.last, JOINT_NAMES)["position"]
 
 
+def _stream(node, pub, msg, period: float = 0.05):
+    """Publish msg every period, as a controller streams its commands. A single message sent as soon
+    as the publisher sees the subscriber can still be dropped by a subscriber that has not yet
+    matched the publisher in turn (volatile reliable delivery), which made these tests flaky."""
+    return node.create_timer(period, lambda: pub.publish(msg))
+
+
 def test_joint_states_arrive_at_the_configured_rate(ros, sim):
     node, executor = ros
     states = Collector(node, JointState, "/joint_states", qos=1000)
@@ -64,9 +71,10 @@ def test_joint_command_moves_the_joints(ros, sim):
     target[ARM] += 0.15
     target[FINGER] += 0.4
     stamp = node.get_clock().now().to_msg()
-    pub.publish(make_joint_state(stamp, JOINT_NAMES, target, effort=robot_model().limits.effort))
+    timer = _stream(node, pub, make_joint_state(stamp, JOINT_NAMES, target, effort=robot_model().limits.effort))
     reached = spin_until(executor, lambda: np.allclose(_latest_positions(states)[[ARM, FINGER]],
                                                        target[[ARM, FINGER]], atol=0.02), 20)
+    node.destroy_timer(timer)
     assert reached, _latest_positions(states)[[ARM, FINGER]] - target[[ARM, FINGER]]
 
 
@@ -77,8 +85,10 @@ def test_array_command_is_accepted_too(ros, sim):
     assert spin_until(executor, lambda: states.last is not None and pub.get_subscription_count() > 0, 20)
     target = _latest_positions(states)
     target[ARM] -= 0.1
-    pub.publish(Float64MultiArray(data=target.tolist()))
-    assert spin_until(executor, lambda: abs(_latest_positions(states)[ARM] - target[ARM]) < 0.02, 20)
+    timer = _stream(node, pub, Float64MultiArray(data=target.tolist()))
+    reached = spin_until(executor, lambda: abs(_latest_positions(states)[ARM] - target[ARM]) < 0.02, 20)
+    node.destroy_timer(timer)
+    assert reached
 
 
 def test_bad_commands_are_rejected_and_the_node_stays_up(ros, sim):
@@ -97,14 +107,14 @@ def test_bad_commands_are_rejected_and_the_node_stays_up(ros, sim):
         make_joint_state(stamp, ["panda_joint1"], [50.0]),
         make_joint_state(stamp, ["panda_joint1"], [float("inf")]),
     ]
-    for msg in bad:
-        pub.publish(msg)
+    timer = node.create_timer(0.05, lambda: [pub.publish(msg) for msg in bad])
 
     def warned() -> bool:
         return any(s.level == DiagnosticStatus.WARN and "rejected" in s.message and "sim_node" in s.name
                    for m in diags.messages for s in m.status)
 
     assert spin_until(executor, warned, 10), sim.output()
+    node.destroy_timer(timer)
     count = len(states.messages)
     assert spin_until(executor, lambda: len(states.messages) > count + 100, 10)
     assert sim.alive()
@@ -177,3 +187,21 @@ def test_a_reality_file_reaches_the_simulated_drivers(ros, tmp_path):
         assert abs(effort[JOINT_NAMES.index("panda_joint3")]) < 0.02
     finally:
         assert proc.stop() == 0
+
+
+def test_real_time_factor_auto_runs_and_a_factor_that_is_neither_refuses_to_start(ros):
+    node, executor = ros
+    remaps = {"__node": "sim_pace_test", "/joint_states": "/pace_test/joint_states", "/clock": "/pace_test/clock"}
+    auto = NodeProcess("sim_node", {"publish_camera": False, "real_time_factor": "auto"}, remaps=remaps)
+    try:
+        states = Collector(node, JointState, "/pace_test/joint_states", qos=100)
+        assert spin_until(executor, lambda: len(states.messages) >= 50, 30), auto.output()
+        assert "real_time_factor auto" in auto.output()
+    finally:
+        assert auto.stop() == 0, auto.output()
+    bad = NodeProcess("sim_node", {"publish_camera": False, "real_time_factor": "fast"}, remaps=remaps)
+    try:
+        assert spin_until(executor, lambda: not bad.alive(), 60), bad.output()
+        assert "real_time_factor must be a number or 'auto', got 'fast'" in bad.output()
+    finally:
+        bad.stop()

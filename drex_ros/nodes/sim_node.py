@@ -17,6 +17,7 @@ from collections import Counter
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -30,13 +31,15 @@ from drex_ros.core.robot.model import JOINT_NAMES, robot_model
 from drex_ros.core.sim.command_intake import CommandIntake, check_array_command, check_named_command
 from drex_ros.core.sim.hardware import CameraFrame, SimulatedHardware
 from drex_ros.core.sim.hardware_faults import FaultConfig
+from drex_ros.core.sim.pace import PaceWindow, SimPace, parse_factor
 from drex_ros.core.sim.reality import reality_from
 from drex_ros.core.sim.scene import CameraModel, ObjectConfig, SceneConfig
 from drex_ros.nodes.ros_io import Diagnostics, make_joint_state, spin_node, to_stamp
 
 PARAMETERS = {
-    "real_time_factor": 1.0,
+    "real_time_factor": 1.0,  # or "auto" (core/sim/pace.py)
     "joint_state_rate_hz": 500.0,
+    "joint_state_history": 500,  # samples the /joint_states writer keeps for re-sending (1 s at 500 Hz)
     "camera_rate_hz": 15.0,
     "object_pose_rate_hz": 100.0,
     "publish_camera": True,
@@ -73,7 +76,8 @@ class SimNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("sim_node", **kwargs)
         for name, default in PARAMETERS.items():
-            self.declare_parameter(name, default)
+            dynamic = ParameterDescriptor(dynamic_typing=name == "real_time_factor")  # a number or "auto"
+            self.declare_parameter(name, default, dynamic)
         if self.get_parameter("use_sim_time").value:
             # The sim is the clock; waiting on its own /clock would stall it.
             self.set_parameters([Parameter("use_sim_time", value=False)])
@@ -81,7 +85,11 @@ class SimNode(Node):
         self._diag = Diagnostics(self)
         self._rejections: Counter = Counter()
         self._last_warn = 0.0
-        self._pub_joints = self.create_publisher(JointState, "/joint_states", 10)
+        # Reliable delivery re-sends what a subscriber missed only while the writer still holds it:
+        # the stack's nodes share this host with the sim (a robot's driver has its own computer),
+        # and with 10 samples (20 ms) a busy recorder lost 5 % of the states in 60 ms gaps.
+        self._pub_joints = self.create_publisher(JointState, "/joint_states",
+                                                 int(self._param("joint_state_history")))
         self._pub_clock = self.create_publisher(ClockMsg, "/clock", 10)
         self._pub_rgb = self.create_publisher(Image, "/camera/color/image_raw", 5)
         self._pub_depth = self.create_publisher(Image, "/camera/depth/image_rect_raw", 5)
@@ -126,8 +134,8 @@ class SimNode(Node):
             self.hw.scene.reset(q0)
             self.hw.command(check_named_command(JOINT_NAMES, q0, [], self._limits))
         self._camera: CameraModel = self.hw.scene.camera_model(nominal=True)
-        self._wall_anchor = time.monotonic()
-        self._sim_anchor = self.hw.time
+        self._pace = SimPace(parse_factor(self._param("real_time_factor")), time.monotonic(), self.hw.time)
+        self._achieved = float("nan")
         cfg = self.hw.scene.config.object
         self.get_logger().info(
             f"world ready: {cfg.shape} {cfg.size} m, {cfg.mass:.3f} kg, friction {cfg.friction:.2f}, "
@@ -172,15 +180,7 @@ class SimNode(Node):
                 self._step()
 
     def _step(self) -> None:
-        rtf = float(self._param("real_time_factor"))
-        if rtf > 0:
-            target = self._sim_anchor + (time.monotonic() - self._wall_anchor) * rtf
-            if target - self.hw.time > 0.1:  # rendering or a slow machine: catch up no further
-                self._wall_anchor, self._sim_anchor = time.monotonic(), self.hw.time
-                target = self.hw.time + 0.01
-        else:
-            target = self.hw.time + 0.01
-        out = self.hw.advance(target)
+        out = self.hw.advance(self._pace.target(time.monotonic(), self.hw.time))
         for s in out.joints:
             stamp = to_stamp(s.time)
             self._publish(self._pub_joints, make_joint_state(stamp, JOINT_NAMES, s.position, s.velocity, s.effort))
@@ -189,6 +189,20 @@ class SimNode(Node):
             self._publish(self._pub_gt, self._pose(s.time, s.position, s.quat_wxyz))
         for frame in out.frames:
             self._publish_frame(frame)
+        window = self._pace.report(time.monotonic(), self.hw.time)
+        if window is not None:
+            self._report_pace(window)
+
+    def _report_pace(self, w: PaceWindow) -> None:
+        self._achieved = w.achieved
+        if w.new_factor != w.factor:
+            self.get_logger().info(f"real_time_factor auto: {w.factor:.2f} -> {w.new_factor:.2f} (ran at "
+                                   f"{w.achieved:.2f}x{', fell behind' if w.behind else ''})")
+        elif w.behind and not self._pace.auto:
+            self.get_logger().warn(
+                f"the sim fell behind real_time_factor {w.factor:.2f} {w.fell_behind}x in the last "
+                f"{self._pace.window:.0f} s (ran at {w.achieved:.2f}x): this host is too busy, and subscribers "
+                "may lose samples; lower real_time_factor or set it to auto", throttle_duration_sec=10.0)
 
     def _publish(self, publisher, msg) -> None:
         """A driver keeps running when DDS refuses one sample (e.g. a writer's history is full under load)."""
@@ -248,11 +262,12 @@ class SimNode(Node):
             self.get_logger().error(message, throttle_duration_sec=10.0)
             self._diag.publish("error", message, {"sim_time": f"{self.hw.time:.3f}"})
             return
+        values = {"sim_time": f"{self.hw.time:.3f}", "real_time_factor": f"{self._pace.factor:.2f}",
+                  "achieved_rate": f"{self._achieved:.2f}"}
         if self._rejections:
-            self._diag.publish("warn", "commands rejected or samples not published",
-                               {**self._rejections, "sim_time": f"{self.hw.time:.3f}"})
+            self._diag.publish("warn", "commands rejected or samples not published", {**self._rejections, **values})
         else:
-            self._diag.publish("ok", "running", {"sim_time": f"{self.hw.time:.3f}"})
+            self._diag.publish("ok", "running", values)
 
     def destroy_node(self) -> None:
         with self._hw_lock:
