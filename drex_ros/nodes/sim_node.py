@@ -150,7 +150,7 @@ class SimNode(Node):
             if now - self._last_warn > WARN_PERIOD_S:
                 self._last_warn = now
                 reasons = ", ".join(f"{k} x{v}" for k, v in intake.problems.items())
-                self.get_logger().warn(f"{source}: dropped joints ({reasons})")
+                self.get_logger().warning(f"{source}: dropped joints ({reasons})")
         if intake.any_accepted:
             self.hw.command(intake)
 
@@ -199,7 +199,7 @@ class SimNode(Node):
             self.get_logger().info(f"real_time_factor auto: {w.factor:.2f} -> {w.new_factor:.2f} (ran at "
                                    f"{w.achieved:.2f}x{', fell behind' if w.behind else ''})")
         elif w.behind and not self._pace.auto:
-            self.get_logger().warn(
+            self.get_logger().warning(
                 f"the sim fell behind real_time_factor {w.factor:.2f} {w.fell_behind}x in the last "
                 f"{self._pace.window:.0f} s (ran at {w.achieved:.2f}x): this host is too busy, and subscribers "
                 "may lose samples; lower real_time_factor or set it to auto", throttle_duration_sec=10.0)
@@ -213,7 +213,7 @@ class SimNode(Node):
             now = time.monotonic()
             if now - self._last_warn > WARN_PERIOD_S:
                 self._last_warn = now
-                self.get_logger().warn(f"{publisher.topic_name}: sample not published ({exc})")
+                self.get_logger().warning(f"{publisher.topic_name}: sample not published ({exc})")
 
     def _pose(self, t: float, p: np.ndarray, q: np.ndarray) -> PoseStamped:
         msg = PoseStamped()
