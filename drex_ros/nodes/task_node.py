@@ -33,6 +33,7 @@ from drex_ros.core.control.task_sequence import (
 )
 from drex_ros.core.robot.grasp_plan import GraspPlan, GraspPlanError, plan_grasp
 from drex_ros.core.robot.model import ARM_JOINTS, JOINT_NAMES, robot_model
+from drex_ros.nodes.joint_state_cdr import JointStateReader
 from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, joint_state_arrays, make_joint_state, spin_node, to_sec
 
 SERVICE_GRACE_S = 5.0  # how long a service may take to be discovered or to accept
@@ -107,7 +108,11 @@ class TaskNode(Node):
         self._owner: str | None = None
         self._estop = False
         self.create_subscription(Bool, self._param("estop_topic"), self._on_estop, 10)
-        self.create_subscription(JointState, "/joint_states", self._on_joints, 10)
+        # Raw: a 500 Hz JointState made into Python objects cost this node a share of a core, and
+        # under a CPU hog it fell a second behind and failed the task "no fresh /joint_states"
+        # (bench loop). The bytes become arrays once (nodes/joint_state_cdr.py).
+        self._states = JointStateReader()
+        self.create_subscription(JointState, "/joint_states", self._on_joints, 10, raw=True)
         self.create_subscription(PoseStamped, "/drex/object_pose", self._on_pose, 10)
         self.create_subscription(Float64MultiArray, "/drex/object_mass", self._on_mass, LATCHED_QOS)
         self.create_subscription(JointState, "/drex/policy/joint_command", self._on_command, 10)
@@ -141,9 +146,10 @@ class TaskNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     # --- inputs ---------------------------------------------------------------------------
-    def _on_joints(self, msg: JointState) -> None:
+    def _on_joints(self, data: bytes) -> None:
+        msg = self._states.decode(data)
         arrays = joint_state_arrays(msg, JOINT_NAMES)
-        q, qd, stamp = arrays["position"], arrays["velocity"], to_sec(msg.header.stamp)
+        q, qd, stamp = arrays["position"], arrays["velocity"], msg.stamp_seconds
         if not np.all(np.isfinite(q)):
             return
         if not np.all(np.isfinite(qd)):  # a driver that reports no velocities: difference the positions
