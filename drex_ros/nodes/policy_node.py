@@ -50,6 +50,7 @@ from drex_ros.core.sim.scene_build import joint_gains
 from drex_ros.nodes.joint_state_cdr import JointStateReader
 from drex_ros.nodes.ros_io import (
     LATCHED_QOS,
+    LATEST_STATE_QOS,
     Diagnostics,
     Downstream,
     RateLimit,
@@ -123,7 +124,8 @@ class PolicyNode(Node):
         self._downstream = downstream
         self._introspect = RateLimit(float(self._param("introspection_rate_hz")) if downstream else float("inf"))
         self._states = JointStateReader()  # raw: the state's bytes become arrays once (nodes/joint_state_cdr.py)
-        self.create_subscription(JointState, self._param("joint_states_topic"), self._on_joint_state, 10, raw=True)
+        self.create_subscription(JointState, self._param("joint_states_topic"), self._on_joint_state,
+                                 LATEST_STATE_QOS, raw=True)
         self.create_subscription(PoseStamped, self._param("object_pose_topic"), self._on_object_pose, 10)
         self.create_subscription(Float64MultiArray, self._param("object_mass_topic"), self._on_object_mass,
                                  LATCHED_QOS)

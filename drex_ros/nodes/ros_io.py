@@ -25,6 +25,12 @@ LATCHED_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+# /joint_states for nodes that act on the latest state (policy, safety, task): best effort. A
+# reliable reader delivers in order, so one sample lost on a busy host holds back every newer
+# one until the writer re-sends it; with sim_node keeping 1 s of samples for the recorder, the
+# fused chain saw its states 0.10-0.14 s old under the bench's CPU hog and stopped commanding.
+# Best effort skips the loss instead. The mass-ID recorder, which wants every sample, stays reliable.
+LATEST_STATE_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
 # names, positions, efforts, source, stamp: how one stage of the fused command chain hands a
 # command to the next (SmootherNode.submit, SafetyNode.submit)
 Downstream = Callable[[Sequence[str], np.ndarray, Sequence[float], str, Time], None]

@@ -45,7 +45,7 @@ from drex_ros.core.robot.model import robot_model
 from drex_ros.core.robot.profile import load_profile, tightened_limits
 from drex_ros.nodes.driver_outputs import DriverOutputs, trajectory
 from drex_ros.nodes.joint_state_cdr import JointStateReader, JointStateWriter
-from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, spin_node, to_sec
+from drex_ros.nodes.ros_io import LATCHED_QOS, LATEST_STATE_QOS, Diagnostics, spin_node, to_sec
 
 PARAMETERS = {**{name: getattr(SafetyConfig(), name) for name in SafetyConfig.__dataclass_fields__},
               "watchdog_rate_hz": 100.0, "watchdog_clock": "steady", "state_freshness": "arrival",
@@ -106,7 +106,7 @@ class SafetyNode(Node):
         self._last_error = ""
         self._states = JointStateReader()  # raw: bytes to arrays once (nodes/joint_state_cdr.py)
         self._writer = JointStateWriter(self.names)
-        self.create_subscription(JointState, p["joint_states_topic"], self._on_state, 10, raw=True)
+        self.create_subscription(JointState, p["joint_states_topic"], self._on_state, LATEST_STATE_QOS, raw=True)
         if not fused:
             self.create_subscription(JointState, p["command_topic"], self._on_command, 10)
         self.create_subscription(Bool, p["estop_topic"], self._on_estop, 10)

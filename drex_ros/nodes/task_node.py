@@ -34,7 +34,15 @@ from drex_ros.core.control.task_sequence import (
 from drex_ros.core.robot.grasp_plan import GraspPlan, GraspPlanError, plan_grasp
 from drex_ros.core.robot.model import ARM_JOINTS, JOINT_NAMES, robot_model
 from drex_ros.nodes.joint_state_cdr import JointStateReader
-from drex_ros.nodes.ros_io import LATCHED_QOS, Diagnostics, joint_state_arrays, make_joint_state, spin_node, to_sec
+from drex_ros.nodes.ros_io import (
+    LATCHED_QOS,
+    LATEST_STATE_QOS,
+    Diagnostics,
+    joint_state_arrays,
+    make_joint_state,
+    spin_node,
+    to_sec,
+)
 
 SERVICE_GRACE_S = 5.0  # how long a service may take to be discovered or to accept
 
@@ -112,7 +120,7 @@ class TaskNode(Node):
         # under a CPU hog it fell a second behind and failed the task "no fresh /joint_states"
         # (bench loop). The bytes become arrays once (nodes/joint_state_cdr.py).
         self._states = JointStateReader()
-        self.create_subscription(JointState, "/joint_states", self._on_joints, 10, raw=True)
+        self.create_subscription(JointState, "/joint_states", self._on_joints, LATEST_STATE_QOS, raw=True)
         self.create_subscription(PoseStamped, "/drex/object_pose", self._on_pose, 10)
         self.create_subscription(Float64MultiArray, "/drex/object_mass", self._on_mass, LATCHED_QOS)
         self.create_subscription(JointState, "/drex/policy/joint_command", self._on_command, 10)
