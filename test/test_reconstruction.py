@@ -1,0 +1,82 @@
+"""Object reconstruction on real MuJoCo depth renders with sensor noise and real Open3D fusion."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import open3d as o3d
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+
+from drex_ros.core.reconstruction.frames import DepthFrame, ReconstructionError  # noqa: E402
+from drex_ros.core.reconstruction.pipeline import reconstruct  # noqa: E402
+from drex_ros.core.reconstruction.segment import isolate_object  # noqa: E402
+from drex_ros.core.sim import scan_objects as so  # noqa: E402
+from drex_ros.core.sim.scan_views import ScanWorld, scan_views  # noqa: E402
+
+LOWER, UPPER = np.array([0.42, -0.13, -0.02]), np.array([0.68, 0.13, 0.25])
+
+
+def _scan(obj: so.ScanObject, yaw: float, seed: int = 0) -> list[DepthFrame]:
+    world = ScanWorld(obj, yaw=yaw)
+    try:
+        views = scan_views(world, np.random.default_rng(seed), per_ring=6)
+    finally:
+        world.close()
+    return [DepthFrame(v.depth, v.K, v.world_T_camera, source=v.source) for v in views]
+
+
+def test_box_is_a_box_of_its_size_and_yaw_free_extents():
+    model = reconstruct(_scan(so.box(0.08, 0.05, 0.06), yaw=0.4), LOWER, UPPER)
+    assert model.choice.kind == "box"
+    assert model.mesh.is_watertight
+    size = np.array(model.choice.fit.size)
+    assert np.allclose(sorted(size[:2]), [0.05, 0.08], atol=0.004), size
+    assert abs(size[2] - 0.06) < 0.003, size
+    assert abs(model.volume - 0.08 * 0.05 * 0.06) / (0.08 * 0.05 * 0.06) < 0.1
+
+
+def test_cylinder_is_a_cylinder_with_its_radius_and_height():
+    model = reconstruct(_scan(so.cylinder(0.03, 0.09), yaw=0.0, seed=1), LOWER, UPPER)
+    assert model.choice.kind == "cylinder"
+    radius, height = model.choice.fit.size
+    assert abs(radius - 0.03) < 0.003 and abs(height - 0.09) < 0.003, (radius, height)
+    assert np.allclose(model.choice.fit.centre[:2], [0.55, 0.0], atol=0.003)
+
+
+def test_l_block_is_not_called_a_primitive_and_gets_convex_parts():
+    truth = so.l_block()
+    model = reconstruct(_scan(truth, yaw=0.2, seed=2), LOWER, UPPER)
+    assert model.choice.kind == "mesh"
+    assert model.mesh.is_watertight
+    assert len(model.parts) >= 2  # one convex piece cannot be an L
+    assert abs(model.mesh.volume - so.volume(truth)) / so.volume(truth) < 0.1
+
+
+def test_no_frames_is_a_clear_error():
+    with pytest.raises(ReconstructionError, match="no frames"):
+        reconstruct([], LOWER, UPPER)
+
+
+def test_empty_table_is_a_clear_error():
+    frames = _scan(so.box(0.05, 0.05, 0.05), yaw=0.0)
+    # the same views with everything above 2 mm removed: only table is left
+    flat = []
+    for f in frames:
+        depth = f.depth.copy()
+        v, u = np.nonzero(depth > 0)
+        z = depth[v, u]
+        cam = np.column_stack([(u - f.K[0, 2]) * z / f.K[0, 0], (v - f.K[1, 2]) * z / f.K[1, 1], z])
+        world_z = cam @ f.world_T_camera[2, :3] + f.world_T_camera[2, 3]
+        depth[v[world_z > 0.002], u[world_z > 0.002]] = 0.0
+        flat.append(DepthFrame(depth, f.K, f.world_T_camera, source=f.source))
+    with pytest.raises(ReconstructionError, match="above the table|no cluster|no object"):
+        reconstruct(flat, LOWER, UPPER)
+
+
+def test_too_few_points_for_a_table_is_a_clear_error():
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.random.default_rng(0).uniform(size=(10, 3))))
+    with pytest.raises(ReconstructionError, match="too few"):
+        isolate_object(cloud)
