@@ -34,6 +34,7 @@ BENCHES: dict[str, str] = {
     "massid": "mass identification accuracy and wall time",
     "calibration": "robot calibration: planted effort offsets and friction recovered within 2 std",
     "loop": "whole episodes reaching done, idle and under a CPU hog, one process and per node",
+    "reconstruct": "object shape from RGB-D: chamfer, extents, volume, primitive choice, time",
     "safety": "safety clamp: promises on random event sequences, burst speed, watchdog over DDS",
 }
 

@@ -12,7 +12,7 @@ import trimesh
 from drex_ros.core.reconstruction.decompose import convex_parts
 from drex_ros.core.reconstruction.frames import DepthFrame, ReconstructionError
 from drex_ros.core.reconstruction.fusion import fuse
-from drex_ros.core.reconstruction.primitive import Choice, choose
+from drex_ros.core.reconstruction.primitive import Choice, choose, primitive_mesh
 from drex_ros.core.reconstruction.segment import ObjectCloud, isolate_object
 from drex_ros.core.reconstruction.surface import watertight_mesh
 
@@ -32,8 +32,16 @@ class ObjectModel:
         return self.choice.fit.volume if self.choice.fit else float(self.mesh.volume)
 
     @property
+    def surface(self) -> trimesh.Trimesh:
+        """The model's closed surface: the primitive's where one is chosen, else the mesh. (Where the
+        views never saw the underside, e.g. a sphere's lower half, only the primitive has it right.)"""
+        return primitive_mesh(self.choice.fit) if self.choice.fit else self.mesh
+
+    @property
     def extents(self) -> np.ndarray:
-        return self.mesh.bounds[1] - self.mesh.bounds[0]
+        """World axis-aligned extents of the model's surface (m)."""
+        bounds = self.surface.bounds
+        return bounds[1] - bounds[0]
 
 
 def reconstruct(frames: list[DepthFrame], lower: np.ndarray, upper: np.ndarray, table_z: float | None = None,

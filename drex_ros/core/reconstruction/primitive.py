@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+import trimesh
 
 from drex_ros.core.reconstruction.segment import ObjectCloud
 
@@ -40,21 +41,37 @@ def _percentiles(dist: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(dist, 90)), float(np.percentile(dist, 99))
 
 
+def _face_bounds(coord: np.ndarray, normal: np.ndarray, fallback: tuple[float, float]) -> tuple[float, float]:
+    """Lower and upper face positions along one box axis: the median of the points facing each way
+    (percentiles of all points would move the faces out by the sensor noise)."""
+    out = []
+    for sign, default in ((-1.0, fallback[0]), (1.0, fallback[1])):
+        facing = sign * normal > 0.8
+        out.append(float(np.median(coord[facing])) if facing.sum() >= 10 else default)
+    return out[0], out[1]
+
+
 def fit_box(obj: ObjectCloud) -> Fit:
-    (cx, cy), (w, h), angle = cv2.minAreaRect(obj.points[:, :2].astype(np.float32))
+    (cx, cy), _, angle = cv2.minAreaRect(obj.points[:, :2].astype(np.float32))
     yaw = np.deg2rad(angle)
     c, s = np.cos(yaw), np.sin(yaw)
-    local = (obj.points[:, :2] - [cx, cy]) @ np.array([[c, -s], [s, c]])  # into the box's axes
-    lo, hi = np.percentile(local, 0.5, axis=0), np.percentile(local, 99.5, axis=0)  # noise-proof extents
+    R = np.array([[c, -s], [s, c]])
+    local = (obj.points[:, :2] - [cx, cy]) @ R  # into the box's axes
+    n_local = obj.normals[:, :2] @ R
+    rough_lo, rough_hi = np.percentile(local, 0.5, axis=0), np.percentile(local, 99.5, axis=0)
+    lo, hi = np.zeros(2), np.zeros(2)
+    for k in range(2):
+        lo[k], hi[k] = _face_bounds(local[:, k], n_local[:, k], (rough_lo[k], rough_hi[k]))
     mid = (lo + hi) / 2
-    top = float(np.percentile(obj.points[:, 2], 99.5))
+    top = _face_bounds(obj.points[:, 2], obj.normals[:, 2], (obj.table_z, float(np.percentile(obj.points[:, 2],
+                                                                                               99.5))))[1]
     half = np.array([*(hi - lo) / 2, (top - obj.table_z) / 2])
     centre = np.array([cx + c * mid[0] - s * mid[1], cy + s * mid[0] + c * mid[1], obj.table_z + half[2]])
     q = np.column_stack([local - mid, obj.points[:, 2] - centre[2]])
     d = np.abs(q) - half
     sdf = np.linalg.norm(np.maximum(d, 0), axis=1) + np.minimum(d.max(axis=1), 0)
     p90, p99 = _percentiles(np.abs(sdf))
-    return Fit("box", tuple(2 * half), centre, float(yaw), p90, p99, float(np.prod(2 * half)))
+    return Fit("box", tuple(float(x) for x in 2 * half), centre, float(yaw), p90, p99, float(np.prod(2 * half)))
 
 
 def _circle(xy: np.ndarray) -> tuple[np.ndarray, float]:
@@ -69,14 +86,15 @@ def fit_cylinder(obj: ObjectCloud) -> Fit:
     side = np.abs(obj.normals[:, 2]) < 0.5  # the top face's points would pull the circle inwards
     xy = obj.points[side if side.sum() >= 10 else slice(None), :2]
     centre_xy, radius = _circle(xy)
-    top = float(np.percentile(obj.points[:, 2], 99.5))
+    top = _face_bounds(obj.points[:, 2], obj.normals[:, 2], (obj.table_z, float(np.percentile(obj.points[:, 2],
+                                                                                               99.5))))[1]
     hz = (top - obj.table_z) / 2
     centre = np.array([*centre_xy, obj.table_z + hz])
     dr = np.linalg.norm(obj.points[:, :2] - centre_xy, axis=1) - radius
     dz = np.abs(obj.points[:, 2] - centre[2]) - hz
     sdf = np.hypot(np.maximum(dr, 0), np.maximum(dz, 0)) + np.minimum(np.maximum(dr, dz), 0)
     p90, p99 = _percentiles(np.abs(sdf))
-    return Fit("cylinder", (radius, 2 * hz), centre, 0.0, p90, p99, float(np.pi * radius ** 2 * 2 * hz))
+    return Fit("cylinder", (radius, float(2 * hz)), centre, 0.0, p90, p99, float(np.pi * radius ** 2 * 2 * hz))
 
 
 def fit_sphere(obj: ObjectCloud) -> Fit:
@@ -96,3 +114,16 @@ def choose(obj: ObjectCloud, tol_p90: float = 0.0025, tol_p99: float = 0.006) ->
     if best.p90 <= tol_p90 and best.p99 <= tol_p99:
         return Choice(best.kind, best, fits)
     return Choice("mesh", None, fits)
+
+
+def primitive_mesh(fit: Fit) -> trimesh.Trimesh:
+    """The fitted primitive as a closed mesh in the world frame (what the simulator will collide)."""
+    T = np.eye(4)
+    c, s = np.cos(fit.yaw), np.sin(fit.yaw)
+    T[:3, :3] = [[c, -s, 0], [s, c, 0], [0, 0, 1]]
+    T[:3, 3] = fit.centre
+    if fit.kind == "box":
+        return trimesh.creation.box(extents=fit.size, transform=T)
+    if fit.kind == "cylinder":
+        return trimesh.creation.cylinder(radius=fit.size[0], height=fit.size[1], sections=64, transform=T)
+    return trimesh.creation.icosphere(subdivisions=4, radius=fit.size[0]).apply_transform(T)

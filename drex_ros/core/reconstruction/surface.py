@@ -34,6 +34,7 @@ def base_points(obj: ObjectCloud, band: float = 0.01, cell: float = 0.002) -> np
     cv2.fillConvexPoly(hull, cv2.convexHull(np.column_stack([ij[:, 0], ij[:, 1]]).astype(np.int32)), 1)
     if mask.sum() < 0.6 * hull.sum():  # the outline has gaps (unseen strips at the base): take its hull
         mask = hull
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8))  # inside the walls' noisy outermost points
     rows, cols = np.nonzero(mask)
     xy = lo + (np.column_stack([cols, rows]) + 0.5) * cell
     return np.column_stack([xy, np.full(len(xy), obj.table_z)])
