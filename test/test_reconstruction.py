@@ -80,3 +80,23 @@ def test_too_few_points_for_a_table_is_a_clear_error():
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.random.default_rng(0).uniform(size=(10, 3))))
     with pytest.raises(ReconstructionError, match="too few"):
         isolate_object(cloud)
+
+
+def test_written_model_loads_in_mujoco_with_its_collision_geoms(tmp_path):
+    import json
+
+    import mujoco
+
+    from drex_ros.core.reconstruction.export import write_model
+
+    model = reconstruct(_scan(so.cylinder(0.03, 0.07), yaw=0.0, seed=3), LOWER, UPPER, decompose="always")
+    paths = write_model(model, tmp_path, name="can")
+    compiled = mujoco.MjModel.from_xml_path(str(paths["mjcf"]))
+    kinds = [mujoco.mjtGeom(t).name for t in compiled.geom_type]
+    assert kinds.count("mjGEOM_CYLINDER") == 1 and kinds.count("mjGEOM_MESH") == 1 + len(model.parts)
+    cyl = compiled.geom_size[kinds.index("mjGEOM_CYLINDER")]
+    assert abs(cyl[0] - 0.03) < 0.003 and abs(cyl[1] - 0.035) < 0.003
+    summary = json.loads(paths["summary"].read_text())
+    assert summary["primitive"]["kind"] == "cylinder" and summary["watertight"]
+    assert abs(summary["extents_m"][2] - 0.07) < 0.003
+    assert paths["png"].stat().st_size > 10_000
