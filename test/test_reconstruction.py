@@ -100,3 +100,54 @@ def test_written_model_loads_in_mujoco_with_its_collision_geoms(tmp_path):
     assert summary["primitive"]["kind"] == "cylinder" and summary["watertight"]
     assert abs(summary["extents_m"][2] - 0.07) < 0.003
     assert paths["png"].stat().st_size > 10_000
+
+
+def _write_scan_bag(path, frames: list[DepthFrame]) -> None:
+    import mujoco
+
+    from drex_ros.commands.reconstruct import DEPTH, INFO, POSE
+    from drex_ros.core.bag import BagWriter
+
+    with BagWriter(path) as bag:
+        for i, f in enumerate(frames[1:]):  # the wrist views: one camera, one CameraInfo
+            t = 0.1 * (i + 1)
+            header = {"stamp": {"sec": int(t), "nanosec": int(round((t % 1) * 1e9))}, "frame_id": "wrist_optical"}
+            h, w = f.depth.shape
+            bag.write(DEPTH, "sensor_msgs/Image", {
+                "header": header, "height": h, "width": w, "encoding": "16UC1", "is_bigendian": 0, "step": 2 * w,
+                "data": np.round(f.depth * 1000).astype("<u2").view(np.uint8).ravel()}, t)
+            bag.write(INFO, "sensor_msgs/CameraInfo", {
+                "header": header, "height": h, "width": w, "distortion_model": "plumb_bob", "d": np.zeros(5),
+                "k": f.K.ravel(), "r": np.eye(3).ravel(), "p": np.hstack([f.K, np.zeros((3, 1))]).ravel(),
+                "binning_x": 0, "binning_y": 0,
+                "roi": {"x_offset": 0, "y_offset": 0, "height": 0, "width": 0, "do_rectify": False}}, t)
+            quat = np.zeros(4)
+            mujoco.mju_mat2Quat(quat, f.world_T_camera[:3, :3].ravel())
+            pos = f.world_T_camera[:3, 3]
+            bag.write(POSE, "geometry_msgs/PoseStamped", {
+                "header": {**header, "frame_id": "world"},
+                "pose": {"position": {"x": pos[0], "y": pos[1], "z": pos[2]},
+                         "orientation": {"w": quat[0], "x": quat[1], "y": quat[2], "z": quat[3]}}}, t)
+
+
+def test_drex_reconstruct_reads_a_scan_bag_and_writes_the_model(tmp_path, capsys):
+    import json
+
+    from drex_ros.cli import main
+
+    _write_scan_bag(tmp_path / "scan", _scan(so.box(0.07, 0.05, 0.05), yaw=0.6, seed=4))
+    assert main(["reconstruct", str(tmp_path / "scan"), "--out", str(tmp_path / "model"), "--name", "brick"]) == 0
+    summary = json.loads((tmp_path / "model" / "brick.json").read_text())
+    assert summary["primitive"]["kind"] == "box" and summary["frames"] == 12
+    assert np.allclose(sorted(summary["primitive"]["size_m"]), [0.05, 0.05, 0.07], atol=0.004)
+    assert "box" in capsys.readouterr().out
+
+
+def test_drex_reconstruct_names_a_missing_topic(tmp_path, capsys):
+    from drex_ros.cli import main
+    from drex_ros.core.bag import BagWriter
+
+    with BagWriter(tmp_path / "empty") as bag:
+        bag.write("/other", "std_msgs/String", {"data": "x"}, 0.0)
+    assert main(["reconstruct", str(tmp_path / "empty"), "--out", str(tmp_path / "m")]) == 1
+    assert "/wrist_camera/depth/image_rect_raw" in capsys.readouterr().err

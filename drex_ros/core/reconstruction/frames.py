@@ -48,3 +48,18 @@ def backproject(frame: DepthFrame, stride: int = 1) -> np.ndarray:
     cam = np.column_stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z])
     T = frame.world_T_camera
     return cam @ T[:3, :3].T + T[:3, 3]
+
+
+def common_target(frames: list[DepthFrame]) -> np.ndarray:
+    """The world point closest (least squares) to every camera's optical axis: what a scan looks at."""
+    if len(frames) < 2:
+        raise ReconstructionError("need at least two views to find what they look at")
+    A, b = np.zeros((3, 3)), np.zeros(3)
+    for f in frames:
+        axis = f.world_T_camera[:3, 2]
+        P = np.eye(3) - np.outer(axis, axis)  # distance to the axis is |P (x - centre)|
+        A += P
+        b += P @ f.world_T_camera[:3, 3]
+    if np.linalg.cond(A) > 1e6:
+        raise ReconstructionError("the views are parallel: they do not look at one place")
+    return np.linalg.solve(A, b)
