@@ -40,17 +40,21 @@ def base_points(obj: ObjectCloud, band: float = 0.01, cell: float = 0.002) -> np
     return np.column_stack([xy, np.full(len(xy), obj.table_z)])
 
 
-def watertight_mesh(obj: ObjectCloud, depths: tuple[int, ...] = (7, 8, 6)) -> trimesh.Trimesh:
+def watertight_mesh(obj: ObjectCloud, depths: tuple[int, ...] = (7, 8, 6), spacing: float = 0.0015) -> trimesh.Trimesh:
     """Closed triangle mesh of the object (world frame), nothing below the table plane.
 
     Poisson's octree depth 7 (about 1 mm cells on a hand-sized object) is tried first; Open3D
     sometimes leaves a few non-manifold edges, and then the next depth is tried; if none closes,
-    the convex hull of the points is taken (mesh.metadata["closed_by"] says which)."""
+    the convex hull of the points is taken (mesh.metadata["closed_by"] says which). That happens
+    when the views never saw the object's lower part (a sphere's underside): Poisson's surface
+    then runs into its grid's boundary, open."""
     base = base_points(obj)
     points = np.vstack([obj.points, base])
     normals = np.vstack([obj.normals, np.tile([0.0, 0.0, -1.0], (len(base), 1))])
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
     cloud.normals = o3d.utility.Vector3dVector(normals)
+    # Even spacing: where views overlap, doubled noisy samples made Poisson leave non-manifold edges
+    cloud = cloud.voxel_down_sample(spacing)
     for depth in depths:
         with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
             mesh, _ = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(cloud, depth=depth, linear_fit=True)
