@@ -53,23 +53,31 @@ def watertight_mesh(obj: ObjectCloud, depths: tuple[int, ...] = (7, 8, 6), spaci
     normals = np.vstack([obj.normals, np.tile([0.0, 0.0, -1.0], (len(base), 1))])
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
     cloud.normals = o3d.utility.Vector3dVector(normals)
-    # Even spacing: where views overlap, doubled noisy samples made Poisson leave non-manifold edges
-    cloud = cloud.voxel_down_sample(spacing)
-    for depth in depths:
-        with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
-            mesh, _ = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(cloud, depth=depth, linear_fit=True)
-        mesh = _largest_component(mesh)
-        tm = trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.triangles), process=True)
-        if tm.is_watertight:
-            tm.vertices[:, 2] = np.maximum(tm.vertices[:, 2], obj.table_z)  # nothing below the table
-            trimesh.repair.fix_normals(tm)
-            tm.metadata["closed_by"] = f"poisson_depth_{depth}"
-            return tm
+    # Thinned to even spacing first: where views overlap, doubled noisy samples can make Poisson
+    # leave non-manifold edges; some surfaces close only from the full cloud, so both are tried.
+    for sample in (cloud.voxel_down_sample(spacing), cloud):
+        for depth in depths:
+            with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+                mesh, _ = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(sample, depth=depth,
+                                                                                    linear_fit=True)
+            tm = _closed(_largest_component(mesh))
+            if tm is not None:
+                tm.vertices[:, 2] = np.maximum(tm.vertices[:, 2], obj.table_z)  # nothing below the table
+                tm.metadata["closed_by"] = f"poisson_depth_{depth}" + ("" if sample is cloud else "_thinned")
+                return tm
     if len(points) < 4:
         raise ReconstructionError("the surface could not be closed: too few points")
     hull = trimesh.convex.convex_hull(points)  # closed by construction; exact for convex objects
     hull.metadata["closed_by"] = "convex_hull"
     return hull
+
+
+def _closed(mesh: o3d.geometry.TriangleMesh) -> trimesh.Trimesh | None:
+    tm = trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.triangles), process=True)
+    if not tm.is_watertight:
+        return None
+    trimesh.repair.fix_normals(tm)
+    return tm
 
 
 def _largest_component(mesh: o3d.geometry.TriangleMesh) -> o3d.geometry.TriangleMesh:
