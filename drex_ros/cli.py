@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("drex_ros.commands.demo", "the whole loop in simulation for several objects"),
     "identify": ("drex_ros.commands.identify", "identify an object's mass from a recorded MCAP bag"),
     "record": ("drex_ros.commands.record", "record the stack's topics to an MCAP bag"),
+    "reconstruct": ("drex_ros.commands.reconstruct", "object mesh, collision parts, MJCF and primitive from a scan "
+                    "bag"),
     "replay": ("drex_ros.commands.replay", "re-simulate a recorded bag, or replay it through a policy"),
     "train": ("drex_ros.training.train_command", "generate grasp data, train and export the policy"),
     "eval": ("drex_ros.evaluation.eval_command", "evaluate the grasp policy per mass bin"),
@@ -34,6 +36,7 @@ BENCHES: dict[str, str] = {
     "massid": "mass identification accuracy and wall time",
     "calibration": "robot calibration: planted effort offsets and friction recovered within 2 std",
     "loop": "whole episodes reaching done, idle and under a CPU hog, one process and per node",
+    "reconstruct": "object shape from RGB-D: chamfer, extents, volume, primitive choice, time",
     "safety": "safety clamp: promises on random event sequences, burst speed, watchdog over DDS",
 }
 

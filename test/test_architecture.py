@@ -19,6 +19,7 @@ CORE = {
     "core.perception": {"core.robot", "core.sim", "core.paths"},
     "core.control": {"core.robot", "core.identify_reply"},
     "core.policy": {"core.robot", "core.bag", "core.sim", "core.control", "core.paths"},
+    "core.reconstruction": {"core.robot", "core.bag", "core.paths"},
 }
 CORE["core.massid"] = set(CORE) | {"core.massid"}
 ALL_CORE = set(CORE)
