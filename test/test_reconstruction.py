@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-import open3d as o3d
-import pytest
-
+# Before Open3D loads: it and CoACD read their OpenMP thread count once, and by default take
+# every core (the load reached 12 on 2 cores).
+os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("MUJOCO_GL", "osmesa")
+
+import numpy as np  # noqa: E402
+import open3d as o3d  # noqa: E402
+import pytest  # noqa: E402
 
 from drex_ros.core.reconstruction.frames import DepthFrame, ReconstructionError  # noqa: E402
 from drex_ros.core.reconstruction.pipeline import reconstruct  # noqa: E402

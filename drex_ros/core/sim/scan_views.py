@@ -19,9 +19,9 @@ import mujoco
 import numpy as np
 
 from drex_ros.core.sim.scan_objects import ScanObject
+from drex_ros.core.sim.scene import MUJOCO_TO_OPTICAL
 from drex_ros.core.sim.scene_build import TABLE_CENTER, TABLE_SIZE, CameraConfig, look_at_quat
 
-MUJOCO_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])
 _GEOM = {"box": mujoco.mjtGeom.mjGEOM_BOX, "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER,
          "sphere": mujoco.mjtGeom.mjGEOM_SPHERE}
 
