@@ -28,11 +28,11 @@ def _latest_positions(collector: Collector) -> np.ndarray:
     return joint_state_arrays(collector.last, JOINT_NAMES)["position"]
 
 
-def _stream(node, pub, msg, period: float = 0.05):
-    """Publish msg every period, as a controller streams its commands. A single message sent as soon
+def _stream(node, pub, *msgs, period: float = 0.05):
+    """Publish msgs every period, as a controller streams its commands. A single message sent as soon
     as the publisher sees the subscriber can still be dropped by a subscriber that has not yet
     matched the publisher in turn (volatile reliable delivery), which made these tests flaky."""
-    return node.create_timer(period, lambda: pub.publish(msg))
+    return node.create_timer(period, lambda: [pub.publish(msg) for msg in msgs])
 
 
 def test_joint_states_arrive_at_the_configured_rate(ros, sim):
@@ -107,7 +107,7 @@ def test_bad_commands_are_rejected_and_the_node_stays_up(ros, sim):
         make_joint_state(stamp, ["panda_joint1"], [50.0]),
         make_joint_state(stamp, ["panda_joint1"], [float("inf")]),
     ]
-    timer = node.create_timer(0.05, lambda: [pub.publish(msg) for msg in bad])
+    timer = _stream(node, pub, *bad)
 
     def warned() -> bool:
         return any(s.level == DiagnosticStatus.WARN and "rejected" in s.message and "sim_node" in s.name

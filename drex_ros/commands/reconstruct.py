@@ -32,11 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _pose_matrix(position: np.ndarray, wxyz: np.ndarray) -> np.ndarray:
     import mujoco
 
+    from drex_ros.core.reconstruction.frames import pose_matrix
+
     rot = np.zeros(9)
     mujoco.mju_quat2Mat(rot, wxyz / np.linalg.norm(wxyz))
-    T = np.eye(4)
-    T[:3, :3], T[:3, 3] = rot.reshape(3, 3), position
-    return T
+    return pose_matrix(position, rot.reshape(3, 3))
 
 
 def read_frames(bag: str, depth_topic: str, info_topic: str, pose_topic: str, max_gap: float = 0.005) -> list:
