@@ -74,13 +74,14 @@ def test_routing_orders_by_name_and_builds_trajectory_velocities():
     router = OutputRouter(profile("fr3_allegro"))
     q = np.arange(23, dtype=float) * 0.01
     e = np.full(23, np.nan)
-    arm, hand = router.route(q, e, np.full(23, np.nan), 1.0)
-    assert arm.kind == "joint_trajectory" and arm.names[0] == "fr3_joint1" and np.allclose(arm.velocities, 0)
+    v = np.arange(23, dtype=float) * 0.1
+    arm, hand = router.route(q, v, e, np.full(23, np.nan))
+    assert arm.kind == "joint_trajectory" and arm.names[0] == "fr3_joint1"
+    j1 = JOINT_NAMES.index("panda_joint1")
+    assert arm.velocities[0] == pytest.approx(v[j1]) and len(arm.velocities) == 7  # the gate's own velocity
     assert arm.time_from_start == pytest.approx(0.1)
     thumb0 = JOINT_NAMES.index("joint_12.0")
-    assert hand.kind == "float64_array" and hand.positions[0] == pytest.approx(q[thumb0])
-    arm2, _ = router.route(q + 0.001, e, np.full(23, np.nan), 1.02)
-    assert np.allclose(arm2.velocities, 0.05)
+    assert hand.kind == "float64_array" and hand.positions[0] == pytest.approx(q[thumb0]) and hand.velocities is None
 
 
 def test_grip_offset_limits_the_driver_pd_torque_to_the_grip_effort():
@@ -141,9 +142,25 @@ def test_franka_reflex_aborts_on_a_step_not_on_smooth_motion():
     v = 0.3 * np.pi * np.sin(np.pi * t)[:, None] * np.ones(7)
     assert all(reflex.check(q[k], v[k], t[k], 0.1) for k in range(len(t)))
     assert not reflex.check(q[-1] + 0.1, v[-1], 1.0, 0.1) and "discontinuity: fr3_joint1" in reflex.error
+    assert "rad/s^2 (limit 10.0)" in reflex.error
     assert not reflex.check(q[-1], v[-1], 1.02)  # latched until recovery
     reflex.recover()
     assert reflex.check(q[-1], v[-1], 1.04)
+
+
+def test_franka_reflex_plays_the_jtc_a_stream_that_stops_or_comes_late_is_no_step():
+    """The JTC reaches each point time_from_start after it came and holds it: a gate that fell
+    silent while moving and restarts at rest at its last point asks for no jump; a point 20 ms
+    late at 0.6 rad/s is arrival jitter, not a discontinuity."""
+    t = np.arange(0, 0.6, 0.02)
+    v = np.minimum(3.0 * t, 0.6)  # up to 0.6 rad/s at 3 rad/s^2
+    q = np.where(t < 0.2, 1.5 * t**2, 0.06 + 0.6 * (t - 0.2))
+    reflex, late = P.FrankaReflex(P.DRIVERS["franka_panda"]), P.FrankaReflex(P.DRIVERS["franka_panda"])
+    for k in range(len(t)):
+        assert reflex.check(np.full(7, q[k]), np.full(7, v[k]), t[k], 0.1), reflex.error
+        assert late.check(np.full(7, q[k]), np.full(7, v[k]), t[k] + (0.02 if k == len(t) - 1 else 0), 0.1)
+    assert reflex.check(np.full(7, q[-1]), np.zeros(7), t[-1] + 0.128, 0.1), reflex.error  # silent, then at rest
+    assert not reflex.check(np.full(7, q[-1] + 0.03), np.zeros(7), t[-1] + 0.15, 0.1)  # a 0.03 rad step is not
 
 
 def test_hands_read_by_position_and_size():

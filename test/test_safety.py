@@ -132,6 +132,8 @@ def test_a_step_target_is_approached_within_acceleration_and_stops_there():
     assert np.max(np.abs(np.diff(u)) / 0.001) <= gate.max_acceleration[1] * (1 + 1e-6)
     assert q[-1] == pytest.approx(target[1], abs=1e-9)
     assert np.max(q) <= target[1] + 1e-3  # brakes instead of overshooting
+    # each output reports its own rate of change (what a trajectory driver is sent as velocity)
+    np.testing.assert_allclose([o.velocities[1] for o in outs[1:]], u, atol=1e-9)
 
 
 def test_hand_has_velocity_but_no_acceleration_bound():
@@ -154,6 +156,7 @@ def test_first_output_is_the_measured_position_and_a_gap_restarts_at_rest():
     gate.on_state(JOINT_NAMES, HOME, 0.5)
     after_gap = gate.on_command(JOINT_NAMES, target, [], 0.5)
     np.testing.assert_array_equal(after_gap.positions, second.positions)
+    assert np.any(second.velocities != 0) and np.all(after_gap.velocities == 0)  # at rest after the gap
 
 
 def test_hold_decelerates_within_the_bounds_then_stays():

@@ -231,7 +231,7 @@ class SafetyNode(Node):
             msg = trajectory(self.names, out.positions, float(self._p["trajectory_time_from_start"]))
         self._pub.publish(msg)
         if self._router is not None:
-            self._drivers.publish(self._router.route(out.positions, out.efforts, self.gate.measured(), self._now()))
+            self._drivers.publish(self._router.route(out.positions, out.velocities, out.efforts, self.gate.measured()))
         self._published[out.mode] += 1
 
     # ---- reporting ----------------------------------------------------------------------

@@ -48,6 +48,11 @@ class MotionBounds:
         self._a[:] = 0.0
         return self.q.copy()
 
+    @property
+    def velocity(self) -> np.ndarray:
+        """The stream's velocity over its last interval (zero at rest or after a restart)."""
+        return self._u.copy()
+
     def forget(self) -> None:
         """No stream any more: the next output starts one (at the measured position)."""
         self.q, self.t = None, -np.inf

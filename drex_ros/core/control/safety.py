@@ -118,6 +118,7 @@ class SafetyOutput:
     efforts: np.ndarray
     mode: str  # "command" or "hold"
     reasons: Counter  # what was clamped or refused in this output
+    velocities: np.ndarray  # the positions' rate of change over the gate's last interval (its own clock)
 
 
 class SafetyGate:
@@ -287,7 +288,7 @@ class SafetyGate:
             reasons["nonfinite_position"] += int(bad.sum())
             target[bad] = self._fallback()[0][bad]
         out = SafetyOutput(self._move(self._clip_target(target, reasons), t, reasons),
-                           self._clip_effort(effort, reasons), "command", reasons)
+                           self._clip_effort(effort, reasons), "command", reasons, self._bounds.velocity)
         self.counters.update(reasons)  # holds are counted per episode (watchdog_hold, estop_latched, forced_hold)
         return out
 
@@ -310,7 +311,8 @@ class SafetyGate:
         else:
             return None
         q, e = self._hold
-        return SafetyOutput(self._move(q, t, Counter()), e.copy(), "hold", Counter({self._hold_reason: 1}))
+        return SafetyOutput(self._move(q, t, Counter()), e.copy(), "hold", Counter({self._hold_reason: 1}),
+                            self._bounds.velocity)
 
     @property
     def hold_reason(self) -> str:
