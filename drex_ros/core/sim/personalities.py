@@ -21,8 +21,7 @@ FR3_ACCELERATION = (10.0,) * 7
 FR3_JERK = (5000.0,) * 7
 PANDA_ACCELERATION = (15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0)
 PANDA_JERK = (7500.0, 3750.0, 5000.0, 6250.0, 7500.0, 10000.0, 10000.0)
-LAG_TOLERANCE = 0.01  # rad: a point's arrival jitter times the joint's speed, on top of the bound
-MIN_HORIZON = 1e-3  # s: a point "now" (time_from_start 0) is reached within a controller tick
+DISCONTINUITY_TOLERANCE = 0.01  # rad: timing jitter between command arrivals, on top of the bound
 
 
 @dataclass(frozen=True)
@@ -116,75 +115,43 @@ def check_trajectory(facts: DriverFacts, joint_names: Sequence[str], points: Seq
 
 
 class FrankaReflex:
-    """Franka's motion generator refuses discontinuous motion (franka_hardware/src/robot.cpp
-    forwards it; libfranka raises joint_motion_generator_{velocity,acceleration}_discontinuity,
-    franka_ros2 issues #55 #127 #168), played on what the JTC makes of each message: with header
-    stamp 0 it starts at once a cubic from its current desired state to the point, reached
-    time_from_start later, and holds the point after that (joint_trajectory_controller: a new
-    trajectory replaces the old one). The cubic's acceleration must stay within the joint's limit,
-    plus LAG_TOLERANCE rad of arrival jitter (a point that comes delta late while the arm moves at
-    v starts its cubic v * delta further on: 6 v delta / T^2 more acceleration). The first
-    violation latches an abort until error recovery, as on the robot."""
+    """Franka's motion generator refuses discontinuous targets (franka_hardware/src/robot.cpp
+    forwards them; libfranka raises joint_motion_generator_{velocity,acceleration}_discontinuity,
+    franka_ros2 issues #55 #127 #168): a new target must be reachable from the last one, moving on
+    at its velocity, within the joint's acceleration limit over the time between them, which is
+    at least the point's time_from_start: the JTC spreads a change over that much time (its spline
+    runs at 1 kHz between). A stream that stops is no step: the JTC reaches its last point and holds
+    it there, so a target within reach of the last point is fine too (a gate that fell silent on
+    stale state while moving restarts at rest where it stopped). The first violation latches an
+    abort until error recovery, as on the robot."""
 
     def __init__(self, facts: DriverFacts) -> None:
         self.facts = facts
         self.acc, self.jerk = np.asarray(facts.acceleration, float), np.asarray(facts.jerk, float)
         self.error = ""
-        self._segment: _Cubic | None = None
+        self._last: tuple[float, np.ndarray, np.ndarray] | None = None
 
     def check(self, q: np.ndarray, v: np.ndarray, t: float, horizon: float = 0.0) -> bool:
         if self.error:
             return False
-        T = max(horizon, MIN_HORIZON)
-        if self._segment is None:  # the first point: the arm is taken to be there already
-            q_d, v_d = q, v
-        else:
-            q_d, v_d = self._segment.state(t)
-            acc = _Cubic(t, q_d, v_d, q, v, T).peak_acceleration()
-            off = acc - (self.acc + 6.0 * LAG_TOLERANCE / T**2)
+        if self._last is not None:
+            t0, q0, v0 = self._last
+            dt = max(t - t0, 0.0)
+            spread = max(dt, horizon)  # the time over which the JTC may blend the change
+            reach = 0.5 * self.acc * spread**2 + DISCONTINUITY_TOLERANCE
+            off = np.minimum(np.abs(q - (q0 + v0 * dt)), np.abs(q - q0)) - reach
             if (off > 0).any():
                 k = int(np.argmax(off))
-                self.error = (f"joint_motion_generator_acceleration_discontinuity: {self.facts.names[k]} needs "
-                              f"{acc[k]:.1f} rad/s^2 (limit {self.acc[k]:.1f}) to go from {q_d[k]:.4f} rad at "
-                              f"{v_d[k]:.3f} rad/s to {q[k]:.4f} rad at {v[k]:.3f} rad/s in {T:.3f} s (arm "
-                              f"aborted; error recovery needed)")
+                self.error = (f"joint_motion_generator_acceleration_discontinuity: {self.facts.names[k]} target "
+                              f"{off[k] + reach[k]:.4f} rad off its path and its last point in {dt:.4f} s (last "
+                              f"{q0[k]:.4f} rad at {v0[k]:.3f} rad/s, new {q[k]:.4f} rad; arm aborted; error "
+                              f"recovery needed)")
                 return False
-        self._segment = _Cubic(t, q_d, v_d, q, v, T)
+        self._last = (t, q.copy(), v.copy())
         return True
 
     def recover(self) -> None:
-        self.error, self._segment = "", None
-
-
-@dataclass(frozen=True)
-class _Cubic:
-    """The JTC's spline from (q0, v0) at t0 to (q1, v1) at t0 + T; the end point held after."""
-
-    t0: float
-    q0: np.ndarray
-    v0: np.ndarray
-    q1: np.ndarray
-    v1: np.ndarray
-    T: float
-
-    def state(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        s = (t - self.t0) / self.T
-        if s >= 1.0:
-            return self.q1, np.zeros_like(self.v1)
-        s = max(s, 0.0)
-        dq, T = self.q1 - self.q0, self.T
-        q = self.q0 + self.v0 * T * s + (3 * dq - T * (2 * self.v0 + self.v1)) * s**2 \
-            + (-2 * dq + T * (self.v0 + self.v1)) * s**3
-        v = self.v0 + (2 * (3 * dq - T * (2 * self.v0 + self.v1)) * s
-                       + 3 * (-2 * dq + T * (self.v0 + self.v1)) * s**2) / T
-        return q, v
-
-    def peak_acceleration(self) -> np.ndarray:
-        """A cubic's acceleration is linear in time: its peak is at one end."""
-        dq, T = self.q1 - self.q0, self.T
-        a_start = (6 * dq - T * (4 * self.v0 + 2 * self.v1)) / T**2
-        a_end = (-6 * dq + T * (2 * self.v0 + 4 * self.v1)) / T**2
-        return np.maximum(np.abs(a_start), np.abs(a_end))
+        self.error, self._last = "", None
 
 
 def forward_command(facts: DriverFacts, data: Sequence[float]) -> np.ndarray:
