@@ -52,6 +52,7 @@ from drex_ros.core.massid.trajectory_match import Recording
 from drex_ros.core.massid.types import MassEstimate, MassIdConfig, RecordingError
 from drex_ros.core.massid.weigh_probe import plan_weigh_probe
 from drex_ros.core.robot.model import JOINT_NAMES, robot_model
+from drex_ros.nodes.joint_state_cdr import JointStateReader
 from drex_ros.nodes.ros_io import (
     LATCHED_QOS,
     Diagnostics,
@@ -124,7 +125,7 @@ class MassIdNode(Node):
             self.declare_parameter(name, default)
         p = self._param
         self._limits = robot_model().limits
-        self._names = list(JOINT_NAMES)
+        self._names = tuple(JOINT_NAMES)
         self._diag = Diagnostics(self)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._buffers = ProbeBuffers()
@@ -132,8 +133,11 @@ class MassIdNode(Node):
         # Joint states in their own exclusive group: handled one at a time, in arrival order.
         joint_group = MutuallyExclusiveCallbackGroup()
         # Deep queues: every joint state and command matters (the force is inverted step by step).
+        # Joint states raw: 500-1000 Hz of JointStates turned into Python objects cost a share of a
+        # core, and on a loaded host the recorder fell behind and lost a third of a weighing hold.
+        self._states = JointStateReader()
         self.create_subscription(JointState, p("joint_states_topic"), self._on_joints, QUEUE,
-                                 callback_group=joint_group)
+                                 callback_group=joint_group, raw=True)
         self.create_subscription(JointState, p("applied_command_topic"), self._on_command, QUEUE,
                                  callback_group=data_group)
         self.create_subscription(PoseStamped, p("object_pose_topic"), self._on_pose, 20, callback_group=data_group)
@@ -159,13 +163,14 @@ class MassIdNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     # --- recording ---------------------------------------------------------------------
-    def _on_joints(self, msg: JointState) -> None:
-        if list(msg.name) == self._names and len(msg.velocity) == len(msg.effort) == len(self._names):
-            q, v, e = np.array(msg.position), np.array(msg.velocity), np.array(msg.effort)  # fast path
+    def _on_joints(self, data: bytes) -> None:
+        msg = self._states.decode(data)
+        if msg.name == self._names and len(msg.velocity) == len(msg.effort) == len(self._names):
+            q, v, e = msg.position, msg.velocity, msg.effort  # fast path: views into the message's bytes
         else:
             a = joint_state_arrays(msg, JOINT_NAMES)
             q, v, e = a["position"], a["velocity"], a["effort"]
-        self._buffers.add(self._buffers.joints, (to_sec(msg.header.stamp), self._now(), q, v, e))
+        self._buffers.add(self._buffers.joints, (msg.stamp_seconds, self._now(), q, v, e))
 
     def _on_command(self, msg: JointState) -> None:
         a = joint_state_arrays(msg, JOINT_NAMES)

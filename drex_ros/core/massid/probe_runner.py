@@ -83,7 +83,7 @@ def latest_joint_positions(buffers: ProbeBuffers, wait_s: float, topic: str) -> 
         time.sleep(0.05)
     if last is None or not np.all(np.isfinite(last[2])):
         raise ProbeError(f"no complete joint state on {topic}")
-    return last[2]
+    return np.array(last[2], float)  # a copy: the buffer may hold read-only views into messages
 
 
 @dataclass
