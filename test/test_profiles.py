@@ -70,6 +70,51 @@ def test_stale_hand_stops_the_robot_naming_it(ros, robot):
 
 
 @pytest.mark.parametrize("robot", ROBOTS)
+def test_merger_publishes_urdf_names_stamped_as_the_arm_with_gravity_removed(ros, robot):
+    """The merger node (raw bytes in and out) turns the drivers' two streams into one JointState
+    in URDF order, with the arm's stamp, and Franka's tau_J less the model's gravity."""
+    import numpy as np
+    from sensor_msgs.msg import JointState
+
+    from drex_ros.core.robot.gravity import GravityModel
+    from drex_ros.core.robot.model import JOINT_NAMES, robot_model
+    from drex_ros.core.robot.profile import load_profile
+
+    node, executor = ros
+    prof = load_profile(profile_folder(robot), JOINT_NAMES)
+    arm, hand = prof.groups["arm"], prof.groups["hand"]
+    merged = Collector(node, JointState, prof.state_topic)
+    pubs = {g: node.create_publisher(JointState, prof.groups[g].state_topic, 10) for g in ("arm", "hand")}
+    merger = NodeProcess("joint_state_merger_node", params={"robot_profile": str(profile_folder(robot))})
+    q = robot_model().home()
+    tau_j = GravityModel().torques(q)[:7] + 0.5  # 0.5 N*m beyond gravity on every arm joint
+    hand_q = q[hand.map.urdf_index]
+
+    def send() -> bool:
+        h = JointState(name=list(hand.map.driver_names), position=hand_q.tolist(), velocity=[0.0] * 16,
+                       effort=[0.1] * 16)
+        a = JointState(name=list(arm.map.driver_names), position=q[:7].tolist(), velocity=[0.0] * 7,
+                       effort=tau_j.tolist())
+        a.header.stamp.sec, a.header.stamp.nanosec = 12, 345_000_000
+        pubs["hand"].publish(h)
+        pubs["arm"].publish(a)
+        return bool(merged.messages)
+
+    try:
+        assert spin_until(executor, send, 60), merger.output()
+        m = merged.messages[-1]
+        assert list(m.name) == list(JOINT_NAMES)
+        assert (m.header.stamp.sec, m.header.stamp.nanosec) == (12, 345_000_000)
+        np.testing.assert_allclose(m.position, q, atol=1e-12)
+        np.testing.assert_allclose(m.effort[:7], 0.5, atol=1e-9)
+        np.testing.assert_allclose(np.asarray(m.effort)[hand.map.urdf_index], 0.1)
+    finally:
+        merger.stop()
+        for pub in pubs.values():
+            node.destroy_publisher(pub)
+
+
+@pytest.mark.parametrize("robot", ROBOTS)
 def test_missing_driver_topic_holds_naming_it(ros, robot):
     """Fresh state, commands flowing, but no controller on the arm's command topic: safety holds
     and says which topic has no driver."""

@@ -21,7 +21,8 @@ from drex_ros.core.robot.gravity import GravityModel
 from drex_ros.core.robot.joint_map import JointMapError
 from drex_ros.core.robot.model import JOINT_NAMES
 from drex_ros.core.robot.profile import load_profile
-from drex_ros.nodes.ros_io import Diagnostics, make_joint_state, spin_node, to_sec, to_stamp
+from drex_ros.nodes.joint_state_cdr import JointStateReader, JointStateWriter
+from drex_ros.nodes.ros_io import Diagnostics, spin_node, to_stamp
 
 CHECK_PERIOD_S = 0.05
 
@@ -37,8 +38,13 @@ class JointStateMergerNode(Node):
         profile = load_profile(path, JOINT_NAMES)
         self.merger = StateMerger(profile, len(JOINT_NAMES), GravityModel().torques, max(scale, 1.0))
         self._pub = self.create_publisher(JointState, profile.state_topic, 10)
+        # Raw bytes in and out (nodes/joint_state_cdr.py): Franka's states come at 1 kHz, and
+        # JointStates as Python objects both ways cost this node most of its time per sample.
+        self._writer = JointStateWriter(JOINT_NAMES)
+        self._readers: dict[str, JointStateReader] = {}
         for topic in sorted({g.state_topic for g in profile.groups.values()}):
-            self.create_subscription(JointState, topic, lambda m, t=topic: self._on_state(t, m), 50)
+            self._readers[topic] = JointStateReader()
+            self.create_subscription(JointState, topic, lambda m, t=topic: self._on_state(t, m), 50, raw=True)
         self._diag = Diagnostics(self)
         self._stale: list[str] = []
         steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -54,15 +60,17 @@ class JointStateMergerNode(Node):
             return self.get_clock().now().nanoseconds * 1e-9
         return time.monotonic()
 
-    def _on_state(self, topic: str, msg: JointState) -> None:
+    def _on_state(self, topic: str, data: bytes) -> None:
         now = self._now()
+        msg = self._readers[topic].decode(data)
         updated = self.merger.on_message(topic, msg.name, msg.position, msg.velocity, msg.effort,
-                                         to_sec(msg.header.stamp), now)
+                                         msg.stamp_seconds, now)
         if self.merger.primary in updated:
             merged = self.merger.merged(now)
             if merged is not None:
-                self._pub.publish(make_joint_state(to_stamp(merged.stamp), JOINT_NAMES, merged.position,
-                                                   merged.velocity, merged.effort))
+                stamp = to_stamp(merged.stamp)
+                self._pub.publish(self._writer.encode(stamp.sec, stamp.nanosec, merged.position, merged.effort,
+                                                      merged.velocity))
 
     def _check(self) -> None:
         stale = self.merger.stale(self._now())
