@@ -26,6 +26,7 @@ from drex_ros.core.robot.gravity import GravityModel
 from drex_ros.core.robot.model import JOINT_NAMES
 from drex_ros.core.sim import personalities as P
 from drex_ros.core.sim.scene_build import joint_gains
+from drex_ros.nodes.joint_state_cdr import JointStateReader, JointStateWriter
 from drex_ros.nodes.ros_io import Diagnostics, make_joint_state, spin_node, to_sec
 
 COMMAND_MSG = {"joint_trajectory": JointTrajectory, "float64_array": Float64MultiArray, "joint_state": JointState}
@@ -52,7 +53,12 @@ class DriverPersonalityNode(Node):
         self._to_sim = self.create_publisher(JointState, sim_command, 10)
         self._arm_state = self.create_publisher(JointState, self.arm.state_topic, 10)
         self._hand_state = self.create_publisher(JointState, self.hand.state_topic, 10)
-        self.create_subscription(JointState, sim_state, self._on_sim_state, 50)
+        # The sim's 500 Hz states as bytes in and out (nodes/joint_state_cdr.py): this node stands
+        # between the simulator and the stack, and its lag on a loaded host is the stack's.
+        self._reader = JointStateReader()
+        self._arm_writer, self._hand_writer = JointStateWriter(self.arm.names), JointStateWriter(self.hand.names)
+        self._sim_index: tuple[tuple[str, ...], np.ndarray] = ((), np.zeros(0, int))
+        self.create_subscription(JointState, sim_state, self._on_sim_state, 50, raw=True)
         self.create_subscription(COMMAND_MSG[self.arm.command_type], self.arm.command_topic, self._on_arm, 10)
         self.create_subscription(COMMAND_MSG[self.hand.command_type], self.hand.command_topic, self._on_hand, 10)
         self.create_service(Trigger, "~/error_recovery", self._on_recovery)
@@ -64,21 +70,24 @@ class DriverPersonalityNode(Node):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _on_sim_state(self, msg: JointState) -> None:
-        idx = [self._index[n] for n in msg.name]
+    def _on_sim_state(self, data: bytes) -> None:
+        msg = self._reader.decode(data)
+        if msg.name != self._sim_index[0]:  # the sim sends one name list: its index is kept
+            self._sim_index = (msg.name, np.array([self._index[n] for n in msg.name], int))
+        idx = self._sim_index[1]
         q, v, e = (np.full(len(JOINT_NAMES), np.nan) for _ in range(3))
         for arr, values in ((q, msg.position), (v, msg.velocity), (e, msg.effort)):
             if len(values) == len(idx):
                 arr[idx] = values
         self._q = q
         e_arm = P.arm_state_effort(self.arm, e[self._arm_idx], self._gravity(np.nan_to_num(q))[self._arm_idx])
-        self._arm_state.publish(make_joint_state(msg.header.stamp, self.arm.names, q[self._arm_idx],
-                                                 v[self._arm_idx], e_arm))
-        t = to_sec(msg.header.stamp)
+        self._arm_state.publish(self._arm_writer.encode(msg.sec, msg.nanosec, q[self._arm_idx], e_arm,
+                                                        v[self._arm_idx]))
+        t = msg.stamp_seconds
         if t - self._hand_last >= 1.0 / self.hand.state_rate_hz - 1e-6:
             self._hand_last = t
-            self._hand_state.publish(make_joint_state(msg.header.stamp, self.hand.names, q[self._hand_idx],
-                                                      v[self._hand_idx], e[self._hand_idx]))
+            self._hand_state.publish(self._hand_writer.encode(msg.sec, msg.nanosec, q[self._hand_idx],
+                                                              e[self._hand_idx], v[self._hand_idx]))
 
     def _on_arm(self, msg: JointTrajectory) -> None:
         points = [P.TrajectoryPoint(p.positions, p.velocities, p.effort, to_sec(p.time_from_start))
