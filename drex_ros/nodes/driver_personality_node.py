@@ -29,6 +29,7 @@ from drex_ros.core.sim.scene_build import joint_gains
 from drex_ros.nodes.joint_state_cdr import JointStateReader, JointStateWriter
 from drex_ros.nodes.ros_io import Diagnostics, make_joint_state, spin_node, to_sec
 
+STATE_HISTORY = 500  # samples: 1 s of the sim's states
 COMMAND_MSG = {"joint_trajectory": JointTrajectory, "float64_array": Float64MultiArray, "joint_state": JointState}
 
 
@@ -51,8 +52,10 @@ class DriverPersonalityNode(Node):
         self._hand_last = -np.inf
         self.refused: Counter = Counter()
         self._to_sim = self.create_publisher(JointState, sim_command, 10)
-        self._arm_state = self.create_publisher(JointState, self.arm.state_topic, 10)
-        self._hand_state = self.create_publisher(JointState, self.hand.state_topic, 10)
+        # 1 s of samples kept for re-sending, as sim_node's writer: in simulation the stack shares
+        # this host with its drivers, and with 10 (20 ms) the merger, then the recorder, lost states.
+        self._arm_state = self.create_publisher(JointState, self.arm.state_topic, STATE_HISTORY)
+        self._hand_state = self.create_publisher(JointState, self.hand.state_topic, STATE_HISTORY)
         # The sim's 500 Hz states as bytes in and out (nodes/joint_state_cdr.py): this node stands
         # between the simulator and the stack, and its lag on a loaded host is the stack's.
         self._reader = JointStateReader()

@@ -25,6 +25,7 @@ from drex_ros.nodes.joint_state_cdr import JointStateReader, JointStateWriter
 from drex_ros.nodes.ros_io import Diagnostics, spin_node, to_stamp
 
 CHECK_PERIOD_S = 0.05
+MERGED_HISTORY = 1000  # samples
 
 
 class JointStateMergerNode(Node):
@@ -37,7 +38,9 @@ class JointStateMergerNode(Node):
             raise JointMapError("robot_profile is not set (the sim profile needs no merger)")
         profile = load_profile(path, JOINT_NAMES)
         self.merger = StateMerger(profile, len(JOINT_NAMES), GravityModel().torques, max(scale, 1.0))
-        self._pub = self.create_publisher(JointState, profile.state_topic, 10)
+        # 1 s of Franka's 1 kHz kept for re-sending: the mass-ID recorder wants every sample, and a
+        # reliable writer re-sends only what it still holds (10 = 10 ms lost states on a busy host).
+        self._pub = self.create_publisher(JointState, profile.state_topic, MERGED_HISTORY)
         # Raw bytes in and out (nodes/joint_state_cdr.py): Franka's states come at 1 kHz, and
         # JointStates as Python objects both ways cost this node most of its time per sample.
         self._writer = JointStateWriter(JOINT_NAMES)
