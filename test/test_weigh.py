@@ -145,6 +145,8 @@ def test_an_empty_hand_weighs_zero_within_its_std_and_gives_no_number():
         assert abs(tared.load) < 2 * tared.std and tared.std < 0.05  # N: 5 g
     with pytest.raises(RecordingError, match="never held the object up"):
         weigh(rec, MassIdConfig())
+    with pytest.raises(RecordingError, match="never held the object up"):  # a dropped object reads so too,
+        identify(rec, MassIdConfig(), weighing=True)  # not as a push that "shows no push force"
     est = weigh(rec, MassIdConfig(), span=_hold(rec))
     assert not est.identifiable and "did not hold the object" in est.reason
 

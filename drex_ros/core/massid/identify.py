@@ -214,8 +214,10 @@ class SimCalibrator:
 
 
 def identify(rec: Recording, cfg: MassIdConfig | None = None,
-             progress: Callable[[str], None] | None = None) -> MassEstimate:
-    """Identify the object's mass and friction from a recorded push (or weigh a recorded lift)."""
+             progress: Callable[[str], None] | None = None, weighing: bool = False) -> MassEstimate:
+    """Identify the object's mass and friction from a recorded push (or weigh a recorded lift).
+    `weighing`: the recording is a weighing probe's, so without a lift it is a failed weighing
+    (the grip lost the object), not a push to be analysed."""
     cfg = cfg or MassIdConfig()
     say = progress or (lambda _msg: None)
     start = time.perf_counter()
@@ -227,7 +229,7 @@ def identify(rec: Recording, cfg: MassIdConfig | None = None,
         rec = cfg.calibration.applied(rec)
         say("arm efforts corrected by the robot calibration (effort offsets, joint friction)")
     span = lifted_span(rec, cfg)
-    if span is not None:  # a weighing probe (weigh_probe.py), not a push
+    if span is not None or weighing:  # a weighing probe (weigh_probe.py), not a push
         return weigh(rec, cfg, progress, span)
     win = find_push_window(rec, cfg)
     check_joint_coverage(rec, win, cfg)

@@ -235,7 +235,7 @@ def probe_and_identify(policy: ProbePolicy, cfg: MassIdConfig, push: Callable[[]
         save(rec, "weigh")
         if not policy.identify:
             return None
-        weighed = identify(rec, cfg, progress=log)
+        weighed = identify(rec, cfg, progress=log, weighing=True)
     except (RecordingError, ProbePlanError) as exc:
         weighed, failure = None, str(exc)
     else:
