@@ -39,7 +39,7 @@ class JointStateMergerNode(Node):
         profile = load_profile(path, JOINT_NAMES)
         self.merger = StateMerger(profile, len(JOINT_NAMES), GravityModel().torques, max(scale, 1.0))
         # 1 s of Franka's 1 kHz kept for re-sending: the mass-ID recorder wants every sample, and a
-        # reliable writer re-sends only what it still holds (10 = 10 ms lost states on a busy host).
+        # reliable writer re-sends only what it still holds (10 samples, 10 ms, lost states).
         self._pub = self.create_publisher(JointState, profile.state_topic, MERGED_HISTORY)
         # Raw bytes in and out (nodes/joint_state_cdr.py): Franka's states come at 1 kHz, and
         # JointStates as Python objects both ways cost this node most of its time per sample.
