@@ -27,7 +27,7 @@ from drex_ros.core.robot.model import JOINT_NAMES
 from drex_ros.core.sim import personalities as P
 from drex_ros.core.sim.scene_build import joint_gains
 from drex_ros.nodes.joint_state_cdr import JointStateReader, JointStateWriter
-from drex_ros.nodes.ros_io import Diagnostics, make_joint_state, spin_node, to_sec
+from drex_ros.nodes.ros_io import Diagnostics, joint_state_arrays, make_joint_state, spin_node, to_sec
 
 STATE_HISTORY = 500  # samples: 1 s of the sim's states
 COMMAND_MSG = {"joint_trajectory": JointTrajectory, "float64_array": Float64MultiArray, "joint_state": JointState}
@@ -60,7 +60,6 @@ class DriverPersonalityNode(Node):
         # between the simulator and the stack, and its lag on a loaded host is the stack's.
         self._reader = JointStateReader()
         self._arm_writer, self._hand_writer = JointStateWriter(self.arm.names), JointStateWriter(self.hand.names)
-        self._sim_index: tuple[tuple[str, ...], np.ndarray] = ((), np.zeros(0, int))
         self.create_subscription(JointState, sim_state, self._on_sim_state, 50, raw=True)
         self.create_subscription(COMMAND_MSG[self.arm.command_type], self.arm.command_topic, self._on_arm, 10)
         self.create_subscription(COMMAND_MSG[self.hand.command_type], self.hand.command_topic, self._on_hand, 10)
@@ -75,13 +74,8 @@ class DriverPersonalityNode(Node):
 
     def _on_sim_state(self, data: bytes) -> None:
         msg = self._reader.decode(data)
-        if msg.name != self._sim_index[0]:  # the sim sends one name list: its index is kept
-            self._sim_index = (msg.name, np.array([self._index[n] for n in msg.name], int))
-        idx = self._sim_index[1]
-        q, v, e = (np.full(len(JOINT_NAMES), np.nan) for _ in range(3))
-        for arr, values in ((q, msg.position), (v, msg.velocity), (e, msg.effort)):
-            if len(values) == len(idx):
-                arr[idx] = values
+        a = joint_state_arrays(msg, JOINT_NAMES)
+        q, v, e = a["position"], a["velocity"], a["effort"]
         self._q = q
         e_arm = P.arm_state_effort(self.arm, e[self._arm_idx], self._gravity(np.nan_to_num(q))[self._arm_idx])
         self._arm_state.publish(self._arm_writer.encode(msg.sec, msg.nanosec, q[self._arm_idx], e_arm,

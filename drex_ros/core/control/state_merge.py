@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drex_ros.core.robot.joints import JointIndex
 from drex_ros.core.robot.profile import GroupSpec, Profile
 
 
@@ -46,7 +47,7 @@ class StateMerger:
         self._gravity = gravity
         self.timeout = {g: s.state_timeout_s * timeout_scale for g, s in self.groups.items()}
         self._latest: dict[str, GroupSample] = {}
-        self._picks: dict[tuple, np.ndarray | None] = {}  # (group, message names) -> the group's indices
+        self._indices = {name: JointIndex(g.map.driver_names) for name, g in self.groups.items()}  # driver order
         # The merged state is published with each sample of the fastest driver (the arm's 1 kHz),
         # so the identifier sees the arm at its own rate; slower groups contribute their latest.
         self.primary = max(self.groups, key=lambda g: self.groups[g].state_rate_hz) if self.groups else ""
@@ -61,7 +62,7 @@ class StateMerger:
         for name, g in self.groups.items():
             if g.state_topic != topic:
                 continue
-            sample = self._sample(name, g, names, position, velocity, effort, stamp, t)
+            sample = self._sample(name, names, position, velocity, effort, stamp, t)
             if sample is None:
                 self.ignored[name] += int(bool(set(names) & set(g.map.driver_names)))
                 continue
@@ -94,23 +95,10 @@ class StateMerger:
                 e[idx] = e[idx] - self._gravity(np.nan_to_num(q))[idx]
         return MergedState(self._latest[self.primary].stamp, q, v, e)
 
-
-    def _sample(self, group: str, g: GroupSpec, names: Sequence[str], position, velocity, effort, stamp: float,
+    def _sample(self, group: str, names: Sequence[str], position, velocity, effort, stamp: float,
                 t: float) -> GroupSample | None:
-        """The group's joints out of one message; the index is kept per name list (drivers send the
-        same one every time, at up to 1 kHz)."""
-        key = (group, tuple(names))
-        if key not in self._picks:
-            if len(self._picks) > 64:  # name lists that keep changing: no cache to grow without bound
-                self._picks.clear()
-            where = {n: k for k, n in enumerate(names)}
-            ok = all(d in where for d in g.map.driver_names)
-            self._picks[key] = np.array([where[d] for d in g.map.driver_names]) if ok else None
-        k = self._picks[key]
-        if k is None or len(position) != len(names):
+        """The group's joints out of one message, or None if it lacks any (or names one twice)."""
+        index = self._indices[group]
+        if len(position) != len(names) or len(index.map(names).dst) != len(index):
             return None
-
-        def pick(values) -> np.ndarray:
-            return np.asarray(values, float)[k] if len(values) == len(names) else np.full(len(k), np.nan)
-
-        return GroupSample(t, stamp, pick(position), pick(velocity), pick(effort))
+        return GroupSample(t, stamp, *(index.gather(names, values) for values in (position, velocity, effort)))
