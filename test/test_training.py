@@ -96,12 +96,19 @@ def test_summary_counts_per_bin():
 
     bins = mass_bins()
     assert len(bins) == 5 and bins[0][0] == pytest.approx(0.05) and bins[-1][1] == pytest.approx(1.5)
-    outs = [ObjectOutcome(0, LIGHT, 0.2, {"true": True}, {"true": 0.4}, {"true": 0.1}),
-            ObjectOutcome(0, LIGHT, None, {"true": False}, {"true": 1.0}, {"true": 0.1})]
+    outs = [ObjectOutcome(0, LIGHT, 0.2, {"true": True}, {"true": 0.4}, {"true": 0.1}, {"true": "held"},
+                          {"true": 10.0}),
+            ObjectOutcome(0, LIGHT, None, {"true": False}, {"true": 1.0}, {"true": 0.1}, {"true": "dropped"},
+                          {"true": 30.0}, feasible=False),
+            ObjectOutcome(0, LIGHT, 0.1, {"true": False}, {"true": 1.0}, {"true": 0.1}, {"true": "crushed"},
+                          {"true": 50.0}, feasible=False)]
     s = summarize(outs, bins, ["true"])
-    assert s["episodes_per_bin"][:2] == [2, 0]
-    assert s["success"]["true"][0] == 0.5 and s["liftable_fraction"][0] == 0.5
-    assert s["grip_over_least"]["true"][0] == pytest.approx(2.0)
+    assert s["episodes_per_bin"][:2] == [3, 0]
+    assert s["success"]["true"][0] == pytest.approx(1 / 3) and s["liftable_fraction"][0] == pytest.approx(2 / 3)
+    assert s["feasible_fraction"][0] == pytest.approx(1 / 3)
+    assert s["dropped"]["true"][0] == pytest.approx(1 / 3) and s["crushed"]["true"][0] == pytest.approx(1 / 3)
+    assert s["peak_squeeze_n"]["true"][0] == pytest.approx(30.0)
+    assert s["grip_over_least"]["true"][0] == pytest.approx((2.0 + 10.0) / 2)
 
 
 @pytest.mark.skipif(not MODEL.is_file(), reason="no shipped model yet")
@@ -150,9 +157,12 @@ def test_eval_command_json_keys(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["bins"] == [list(b) for b in mass_bins()]
     assert report["episodes_per_bin"] == [1] * 5
-    for key in ("success_true_mass", "success_identified_mass", "success_nominal_mass"):
-        assert len(report[key]) == 5 and all(0.0 <= v <= 1.0 for v in report[key])
-    assert "stand-in" in report["identified_mass_source"]
+    for cond in ("true", "stand_in", "nominal", "fallback"):
+        rates = report[f"success_{cond}_mass"], report["dropped"][cond], report["crushed"][cond]
+        assert all(len(r) == 5 and all(0.0 <= v <= 1.0 for v in r) for r in rates)
+        assert all(h + d + c == pytest.approx(1.0) for h, d, c in zip(*rates, strict=True))
+    assert "success_identified_mass" not in report  # only the node chain's probes identify
+    assert "not an identification" in report["stand_in_mass_source"] and report["fallback_mass"] == 1.2
     assert (tmp_path / "eval.png").stat().st_size > 10_000
 
 

@@ -1,17 +1,20 @@
-"""drex eval: success of the grasp policy per mass bin, given the true, identified or a nominal mass.
+"""drex eval: success of the grasp policy per mass bin, given the true, identified, a nominal or the fallback mass.
 
-Prints a table (success per bin and condition, peak grip relative to the least grip that
-held the object, and how many objects were liftable at all), plots success against mass,
-and with --json prints one JSON object instead. --cross adds the band models written by
-`drex train` (trained on light or heavy objects only), each tested on every bin.
+Prints a table (per bin and condition: held, dropped and crushed, peak grip relative to the
+least grip that held the object, the squeeze on the object, and how many objects could be
+lifted whole at all), plots them against mass, and with --json prints one JSON object instead.
+--cross adds the band models written by `drex train` (trained on light or heavy objects only),
+each tested on every bin.
 
 Two paths, reported separately:
 - in-process: MuJoCo episodes with the policy executed by the runtime's own ONNX wrapper,
   observation builder and action decoder (core/policy.py), which is what policy_node runs,
-  but without DDS, the EMA smoother or the safety clamps; (b) is a stand-in mass;
+  but without DDS, the EMA smoother or the safety clamps; no identifier runs here, so (b) is
+  replaced by a stand-in (true mass x log-normal error), reported as such;
 - --chain N / --probe N: the first N objects of every bin again through the real nodes
   (training/node_chain_eval.py): (a) and (c) through the node chain, (b) from mass_id_node
-  probes and then the node chain. 30-80 s per episode, kept in a journal so a run resumes.
+  probes and then the node chain. Crushing is judged in-process only. 30-80 s per episode,
+  kept in a journal so a run resumes.
   With both, the top-level figures are the node chain's (the in-process ones: "in_process").
 """
 
@@ -33,15 +36,15 @@ CHAIN_LOG = Path(tempfile.gettempdir()) / "drex_chain_eval_nodes.log"  # the nod
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from drex_ros.core.control.task_sequence import CONSERVATIVE_FALLBACK_MASS
-    from drex_ros.evaluation.in_process import IDENTIFIED_LOG_SIGMA, NOMINAL_MASS
+    from drex_ros.evaluation.in_process import NOMINAL_MASS, STAND_IN_LOG_SIGMA
 
     parser.add_argument("--model", type=Path, default=MODELS_DIR / "grasp_policy.onnx")
     parser.add_argument("--episodes-per-bin", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1000, help="evaluation objects (disjoint from training seeds)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--nominal-mass", type=float, default=NOMINAL_MASS, help="kg, the baseline's fixed mass")
-    parser.add_argument("--identified-log-sigma", type=float, default=IDENTIFIED_LOG_SIGMA,
-                        help="stand-in mass-ID error: log-normal sigma of identified/true mass")
+    parser.add_argument("--stand-in-log-sigma", type=float, default=STAND_IN_LOG_SIGMA,
+                        help="in-process stand-in for an identified mass: log-normal sigma of given/true mass")
     parser.add_argument("--cross", action="store_true", help="also test the light/heavy band models on every bin")
     parser.add_argument("--chain", type=int, default=0, metavar="N",
                         help="also run N objects per bin and condition through the real node chain")
@@ -71,20 +74,25 @@ def _fmt(v: float | None, pct: bool = True) -> str:
     return f"{100 * v:5.0f}%" if pct else f"{v:5.2f}"
 
 
+IN_PROCESS_LABELS = {"true": "true", "stand_in": "stand-in", "nominal": "nominal", "fallback": "fallback"}
+
+
 def print_table(report: dict, out=sys.stdout) -> None:
     ip = report.get("in_process", report)
     bins = report["bins"]
     print(f"grasp policy evaluation ({ip['path']}), {report['model']}", file=out)
-    print(f"identified mass: {ip['identified_mass_source']}; nominal mass {report['nominal_mass']} kg", file=out)
-    header = f"{'mass bin (kg)':>14} {'n':>3} {'liftable':>8} {'true':>6} {'ident.':>6} {'nominal':>7}" \
-             f" | {'grip/least: true':>16} {'ident.':>6} {'nominal':>7}"
-    print(header, file=out)
-    g = ip["grip_over_least"]
+    print(f"stand-in mass: {ip['stand_in_mass_source']}; nominal {report['nominal_mass']} kg;"
+          f" fallback {report['fallback_mass']} kg; crush limits: {ip['crush_limits']}", file=out)
+    print(f"{'':>13} {'':>4} {'lift-':>6} {'whole':>6} | % held/dropped/crushed, mean peak squeeze N", file=out)
+    print(f"{'mass bin (kg)':>13} {'n':>4} {'able':>6} {'able':>6} |"
+          + "".join(f" {label:>20}" for label in IN_PROCESS_LABELS.values()), file=out)
     for i, (lo, hi) in enumerate(bins):
-        print(f"{lo:6.2f}-{hi:<6.2f} {ip['episodes_per_bin'][i]:4d} {_fmt(ip['liftable_fraction'][i]):>8}"
-              f" {_fmt(ip['success_true_mass'][i]):>6} {_fmt(ip['success_identified_mass'][i]):>6}"
-              f" {_fmt(ip['success_nominal_mass'][i]):>7} | {_fmt(g['true'][i], False):>16}"
-              f" {_fmt(g['identified'][i], False):>6} {_fmt(g['nominal'][i], False):>7}", file=out)
+        cells = "".join(f" {_outcome_cell(ip, cond, i):>20}" for cond in IN_PROCESS_LABELS)
+        print(f"{lo:6.2f}-{hi:<6.2f} {ip['episodes_per_bin'][i]:4d} {_fmt(ip['liftable_fraction'][i]):>6}"
+              f" {_fmt(ip['feasible_fraction'][i]):>6} |{cells}", file=out)
+    g = ip["grip_over_least"]
+    print("peak grip / least grip that held: " + "; ".join(
+        f"{label} {' '.join(_fmt(v, False) for v in g[cond])}" for cond, label in IN_PROCESS_LABELS.items()), file=out)
     for name, rates in report.get("cross_eval", {}).items():
         cells = " ".join(_fmt(r) for r in rates["success"])
         grip = " ".join(_fmt(r, False) for r in rates["grip_over_least"])
@@ -92,6 +100,14 @@ def print_table(report: dict, out=sys.stdout) -> None:
               f" grip/least {grip}", file=out)
     if report.get("chain"):
         _print_node_chain(report["chain"], bins, out)
+
+
+def _outcome_cell(ip: dict, cond: str, i: int) -> str:
+    held = ip[f"success_{cond}_mass"][i]
+    if held is None:
+        return "-"
+    dropped, crushed, squeeze = (ip[key][cond][i] for key in ("dropped", "crushed", "peak_squeeze_n"))
+    return f"{100 * held:.0f}/{100 * dropped:.0f}/{100 * crushed:.0f} {squeeze:4.1f}"
 
 
 def _print_node_chain(chain: dict, bins: list, out) -> None:
@@ -124,34 +140,40 @@ def plot_report(report: dict, path: Path) -> None:
 
     ip = report.get("in_process", report)
     centres = [(lo + hi) / 2 for lo, hi in report["bins"]]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4))
+    for cond, label in IN_PROCESS_LABELS.items():
+        line, = ax1.plot(centres, [100 * (v or 0) for v in ip[f"success_{cond}_mass"]], "o-", label=f"{label} mass")
+        ax2.plot(centres, [100 * (v or 0) for v in ip["dropped"][cond]], "v--", color=line.get_color(),
+                 label=f"{label}: dropped")
+        ax2.plot(centres, [100 * (v or 0) for v in ip["crushed"][cond]], "x:", color=line.get_color(),
+                 label=f"{label}: crushed")
+        ax3.plot(centres, ip["grip_over_least"][cond], "o-", label=f"{label} mass")
+    chain = report.get("chain") or {}
     for cond, key in CONDITION_KEYS.items():
-        ax1.plot(centres, [100 * (v or 0) for v in ip[key]], "o-", label=f"{cond} mass (in-process)")
-        ax2.plot(centres, ip["grip_over_least"][cond], "o-", label=f"{cond} mass")
-    if "in_process" in report:
-        for cond, key in CONDITION_KEYS.items():
-            ax1.plot(centres, [100 * (v if v is not None else np.nan) for v in report[key]], "D--",
+        if any(v is not None for v in chain.get(key, [])):
+            ax1.plot(centres, [100 * (v if v is not None else np.nan) for v in chain[key]], "D--",
                      label=f"{cond} mass (node chain)")
-    ax1.plot(centres, [100 * v for v in ip["liftable_fraction"]], "k:", label="liftable at full effort")
+    ax1.plot(centres, [100 * v for v in ip["feasible_fraction"]], "k:", label="liftable whole by some grip")
     for name, rates in report.get("cross_eval", {}).items():
         ax1.plot(centres, [100 * (v or 0) for v in rates["success"]], "s--", label=f"trained on {name} only")
-        ax2.plot(centres, rates["grip_over_least"], "s--", label=f"trained on {name} only")
-    ax1.set_xlabel("object mass (kg, bin centre)")
-    ax1.set_ylabel("lift 10 cm + hold 3 s success (%)")
+        ax3.plot(centres, rates["grip_over_least"], "s--", label=f"trained on {name} only")
+    for ax, ylabel in ((ax1, "lift 10 cm + hold 3 s, uncrushed (%)"), (ax2, "episodes (%)"),
+                       (ax3, "peak grip / least grip that held")):
+        ax.set_xlabel("object mass (kg, bin centre)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
     ax1.set_ylim(-5, 105)
-    ax1.legend(fontsize=7)
-    ax2.axhline(1.0, color="grey", lw=0.8)
-    ax2.set_xlabel("object mass (kg, bin centre)")
-    ax2.set_ylabel("peak grip / least grip that held")
-    ax2.legend(fontsize=7)
-    fig.suptitle("mass-conditioned grasp policy")
+    ax2.set_ylim(-5, 105)
+    ax3.axhline(1.0, color="grey", lw=0.8)
+    fig.suptitle("mass-conditioned grasp policy (in-process unless marked)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-IN_PROCESS_KEYS = ("path", "episodes_per_bin", "success_true_mass", "success_identified_mass", "success_nominal_mass",
-                   "identified_mass_source", "liftable_fraction", "least_grip_mean", "grip_over_least")
+IN_PROCESS_KEYS = ("path", "episodes_per_bin", "success_true_mass", "success_stand_in_mass", "success_nominal_mass",
+                   "success_fallback_mass", "stand_in_mass_source", "crush_limits", "liftable_fraction",
+                   "feasible_fraction", "least_grip_mean", "grip_over_least", "dropped", "crushed", "peak_squeeze_n")
 
 
 def promote_node_chain(report: dict) -> None:
@@ -165,7 +187,9 @@ def promote_node_chain(report: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drex_ros.evaluation.in_process import evaluate, mass_bins, summarize
+    from drex_ros.core.control.task_sequence import CONSERVATIVE_FALLBACK_MASS
+    from drex_ros.evaluation.in_process import CONDITIONS, evaluate, mass_bins, summarize
+    from drex_ros.training.fragility import crush_classes_text
     from drex_ros.training.train_command import BANDS
 
     if args.episodes_per_bin < 1:
@@ -185,22 +209,23 @@ def run(args: argparse.Namespace) -> int:
     bins = mass_bins()
     t0 = time.monotonic()
     outcomes = evaluate(models, args.episodes_per_bin, args.seed, args.workers, args.nominal_mass,
-                        args.identified_log_sigma, bins)
-    summary = summarize(outcomes, bins, ["true", "identified", "nominal"] + [f"{n}:true" for n in models
-                                                                            if n != "main"])
+                        args.stand_in_log_sigma, bins)
+    summary = summarize(outcomes, bins, list(CONDITIONS) + [f"{n}:true" for n in models if n != "main"])
     report = {
         "path": "in-process MuJoCo, policy via core.policy (ONNX Runtime + ObservationBuilder + decode_action)",
         "model": str(args.model),
         "bins": summary["bins"],
         "episodes_per_bin": summary["episodes_per_bin"],
-        "success_true_mass": summary["success"]["true"],
-        "success_identified_mass": summary["success"]["identified"],
-        "success_nominal_mass": summary["success"]["nominal"],
+        **{f"success_{c}_mass": summary["success"][c] for c in CONDITIONS},
+        **{key: {c: summary[key][c] for c in CONDITIONS} for key in ("dropped", "crushed", "peak_squeeze_n",
+                                                                     "grip_over_least")},
         "liftable_fraction": summary["liftable_fraction"],
+        "feasible_fraction": summary["feasible_fraction"],
         "least_grip_mean": summary["least_effort_mean"],
-        "grip_over_least": {k: summary["grip_over_least"][k] for k in CONDITION_KEYS},
         "nominal_mass": args.nominal_mass,
-        "identified_mass_source": f"stand-in: true mass x lognormal(0, {args.identified_log_sigma})",
+        "fallback_mass": CONSERVATIVE_FALLBACK_MASS,
+        "stand_in_mass_source": f"true mass x lognormal(0, {args.stand_in_log_sigma}), not an identification",
+        "crush_limits": crush_classes_text(),
         "seconds": round(time.monotonic() - t0, 1),
     }
     if args.cross:

@@ -63,13 +63,12 @@ def episode_jobs(args: argparse.Namespace, bins: list[tuple[float, float]]) -> l
     jobs = []
     for i in range(max(args.chain, args.probe)):
         for b, rng_bin in enumerate(bins):
-            drawn = eval_object(rng_bin, object_seed(args.seed, b, i), args.nominal_mass, args.identified_log_sigma)
+            drawn = eval_object(rng_bin, object_seed(args.seed, b, i), args.nominal_mass, args.stand_in_log_sigma)
             if drawn is None:
                 continue
             obj, masses = drawn[0].obj, drawn[1]
             if i < args.chain:
-                conds = CHAIN_CONDITIONS if args.probe > 0 else tuple(CONDITION_KEYS)
-                for cond in conds:
+                for cond in CHAIN_CONDITIONS:
                     key = episode_key(path="chain", cond=cond, bin=b, i=i, mass_given=masses[cond], **common)
                     jobs.append({"path": "chain", "cond": cond, "bin": b, "i": i, "obj": obj,
                                  "mass": masses[cond], "key": key})
@@ -125,12 +124,13 @@ def summarize(done: list, bins: list[tuple[float, float]], args: argparse.Namesp
             problems.append(f"bin {job['bin']} object {job['i']} {job['cond']}: {text}"
                             + (" (not counted)" if row["success"] is None else ""))
     report = {"path": "real node chain: sim_node, policy_node, smoother_node, safety_node processes over DDS"
-                      + ("; (b) mass from mass_id_node probes" if args.probe > 0 else "; (b) stand-in mass"),
+                      + ("; (b) mass from mass_id_node probes" if args.probe > 0 else "; (b) not run (--probe)"),
               "episodes_per_bin_by_condition": {c: [len(r) for r in counted[c]] for c in CONDITION_KEYS},
               "problems": problems, "policy_overrides": policy_overrides(args), "real_time_factor": args.chain_rtf}
     for cond, key in CONDITION_KEYS.items():
         report[key] = [float(sum(r) / len(r)) if r else None for r in counted[cond]]
-    report["episodes_per_bin"] = [min(len(counted[c][b]) for c in CONDITION_KEYS) for b in range(len(bins))]
+    ran = [c for c in CONDITION_KEYS if any(counted[c])]
+    report["episodes_per_bin"] = [min((len(counted[c][b]) for c in ran), default=0) for b in range(len(bins))]
     probes = [ProbeOutcome(**row) for job, row in done if job["path"] == "probe"]
     if probes:
         report["probe"] = summarize_probe_eval(probes, bins, args.probe_fallback_mass)

@@ -15,6 +15,8 @@ through the shake and into the hold.
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +27,7 @@ from drex_ros.core.robot.grasp_plan import HAND_CLOSED, HAND_OPEN, GraspPlan, Gr
 from drex_ros.core.robot.model import HAND_JOINTS, N_ARM, robot_model
 from drex_ros.core.robot.objects import half_extents
 from drex_ros.core.sim.scene import ObjectConfig, Scene, SceneConfig
+from drex_ros.training.fragility import CRUSH_WINDOW_S
 
 CONTROL_RATE_HZ = 50.0
 HAND_EFFORT_LIMIT = 0.7  # N*m, the Allegro joints' limit the grip fraction refers to
@@ -43,6 +46,7 @@ class ObjectSample:
     friction: float
     position: tuple[float, float]
     yaw: float
+    crush_limit: float = math.inf  # N of sustained squeeze it survives (training.fragility)
 
     def extents(self) -> np.ndarray:
         """Bounding-box extents (m), the contract's object_size."""
@@ -112,6 +116,8 @@ class EpisodeResult:
     lift_at_end: float
     peak_grip: float  # largest grip fraction commanded while holding (from the end of the close phase)
     dropped_at: float | None  # plan time the hold check first failed (None if it never did)
+    peak_squeeze: float = 0.0  # N, the largest squeeze on the object averaged over CRUSH_WINDOW_S
+    crushed_at: float | None = None  # plan time that squeeze first exceeded the object's crush limit
     records: list[tuple[StepInfo, np.ndarray, float]] = field(default_factory=list, repr=False)
 
     @property
@@ -119,6 +125,13 @@ class EpisodeResult:
         """Never dropped and still lifted at the end of the run (`success` also wants the settled
         success window, which a run stopped earlier - an expert trial, a recording - never reaches)."""
         return self.dropped_at is None and self.lift_at_end >= LIFT_SUCCESS_M
+
+    @property
+    def outcome(self) -> str:
+        """held, dropped or crushed (a crushed object counts as crushed even if it stayed up)."""
+        if self.crushed_at is not None:
+            return "crushed"
+        return "held" if self.success else "dropped"
 
 
 class GraspEpisode:
@@ -179,6 +192,7 @@ class GraspEpisode:
             t = 0.0
         n_steps = int(round((until - t) / self.dt))
         max_lift, peak, dropped, records = -np.inf, 0.0, None, []
+        squeeze = SqueezeMeter(max(1, round(CRUSH_WINDOW_S / self.dt)), self.obj.crush_limit)
         effort_limits = robot_model().limits.effort.copy()
         for _ in range(n_steps):
             if not from_close and self._checkpoint is None and t >= t_close - 1e-9:
@@ -195,6 +209,7 @@ class GraspEpisode:
             s.set_effort_limits(effort_limits)
             s.step(self.substeps)
             t += self.dt
+            squeeze.add(s.object_squeeze(), t)
             lift = float(s.object_pose()[0][2]) - self.start_height
             max_lift = max(max_lift, lift)
             if hold0 - 1e-9 <= t <= hold1 + 1e-9 and lift < LIFT_SUCCESS_M and dropped is None:
@@ -202,8 +217,26 @@ class GraspEpisode:
                 if stop_on_drop:
                     break
         lift_end = float(s.object_pose()[0][2]) - self.start_height
-        success = dropped is None and t >= hold1 - 1e-6
-        return EpisodeResult(success, max_lift, lift_end, peak, dropped, records)
+        success = dropped is None and squeeze.crushed_at is None and t >= hold1 - 1e-6
+        return EpisodeResult(success, max_lift, lift_end, peak, dropped, squeeze.peak, squeeze.crushed_at, records)
+
+
+class SqueezeMeter:
+    """The squeeze on the object averaged over a window of control steps: its peak, and when it
+    first exceeded the crush limit."""
+
+    def __init__(self, window: int, limit: float) -> None:
+        self._recent: deque[float] = deque(maxlen=window)
+        self.limit = limit
+        self.peak = 0.0
+        self.crushed_at: float | None = None
+
+    def add(self, force: float, t: float) -> None:
+        self._recent.append(force)
+        mean = sum(self._recent) / len(self._recent)
+        self.peak = max(self.peak, mean)
+        if mean > self.limit and self.crushed_at is None:
+            self.crushed_at = t
 
 
 def expert_controller(plan: GraspPlan, grip: float) -> Controller:

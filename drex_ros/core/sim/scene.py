@@ -181,6 +181,17 @@ class Scene:
         q = self.data.qpos
         return q[self._obj_qpos:self._obj_qpos + 3].copy(), q[self._obj_qpos + 3:self._obj_qpos + 7].copy()
 
+    def object_squeeze(self) -> float:
+        """Total normal force (N) of the robot's contacts on the object, the table's excluded:
+        what a crushable object must survive."""
+        m, d, wrench, total = self.model, self.data, np.zeros(6), 0.0
+        for i in range(d.ncon):
+            bodies = m.geom_bodyid[d.contact.geom1[i]], m.geom_bodyid[d.contact.geom2[i]]
+            if self._object_body in bodies and 0 not in bodies:  # body 0 is the world: table, floor
+                mujoco.mj_contactForce(m, d, i, wrench)
+                total += abs(wrench[0])
+        return total
+
     def set_object_pose(self, position: np.ndarray, quat_wxyz: np.ndarray) -> None:
         self.data.qpos[self._obj_qpos:self._obj_qpos + 3] = position
         self.data.qpos[self._obj_qpos + 3:self._obj_qpos + 7] = quat_wxyz
