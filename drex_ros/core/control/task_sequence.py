@@ -43,8 +43,9 @@ class Phase(StrEnum):
 ACTIVE = (Phase.PERCEIVING, Phase.PROBING, Phase.IDENTIFYING, Phase.GRASPING, Phase.LIFTING, Phase.HOLDING)
 
 
-# kg: the conservative mass to grasp with when identification gives no number (as if heavy: in
-# the node-chain evaluation of MODEL_CARD.md every grasp given it held, in all five mass bins).
+# kg: the conservative mass to grasp with when identification gives no number. As if heavy: it
+# drops nothing the hand can hold but crushes fragile light objects; of the constants swept in
+# MODEL_CARD.md it holds the most of a uniform 0.05-1.5 kg mix.
 # task_node's default (config/task.yaml), the demo's and `drex eval`'s.
 CONSERVATIVE_FALLBACK_MASS = 1.2
 
