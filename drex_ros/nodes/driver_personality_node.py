@@ -60,7 +60,9 @@ class DriverPersonalityNode(Node):
         # between the simulator and the stack, and its lag on a loaded host is the stack's.
         self._reader = JointStateReader()
         self._arm_writer, self._hand_writer = JointStateWriter(self.arm.names), JointStateWriter(self.hand.names)
-        self.create_subscription(JointState, sim_state, self._on_sim_state, 50, raw=True)
+        # As deep as the writers: a reader that keeps 50 loses every state beyond them while this
+        # process waits for a core (at 0.5x, 50 samples are 0.2 s of wall time).
+        self.create_subscription(JointState, sim_state, self._on_sim_state, STATE_HISTORY, raw=True)
         self.create_subscription(COMMAND_MSG[self.arm.command_type], self.arm.command_topic, self._on_arm, 10)
         self.create_subscription(COMMAND_MSG[self.hand.command_type], self.hand.command_topic, self._on_hand, 10)
         self.create_service(Trigger, "~/error_recovery", self._on_recovery)

@@ -47,7 +47,8 @@ class JointStateMergerNode(Node):
         self._readers: dict[str, JointStateReader] = {}
         for topic in sorted({g.state_topic for g in profile.groups.values()}):
             self._readers[topic] = JointStateReader()
-            self.create_subscription(JointState, topic, lambda m, t=topic: self._on_state(t, m), 50, raw=True)
+            self.create_subscription(JointState, topic, lambda m, t=topic: self._on_state(t, m), MERGED_HISTORY,
+                                     raw=True)  # as deep as the writer: a late reader loses nothing
         self._diag = Diagnostics(self)
         self._stale: list[str] = []
         steady = Clock(clock_type=ClockType.STEADY_TIME)
