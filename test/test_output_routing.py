@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import yaml
 
-from drex_ros.core.control.output_routing import OutputRouter, grip_offset
+from drex_ros.core.control.grip_servo import GripServo
+from drex_ros.core.control.output_routing import OutputRouter
 from drex_ros.core.control.state_merge import StateMerger
 from drex_ros.core.paths import config_dir
 from drex_ros.core.robot.gravity import GravityModel
@@ -86,10 +87,22 @@ def test_routing_orders_by_name_and_builds_trajectory_velocities():
 
 def test_grip_offset_limits_the_driver_pd_torque_to_the_grip_effort():
     kp, cap = np.array([1.0, 1.0]), np.array([0.3, 0.3])
-    q = grip_offset(np.array([1.0, 0.5]), np.array([0.2, 0.6]), np.array([0.0, 0.45]), kp, cap)
+    q = GripServo(kp, cap).command(np.array([1.0, 0.5]), np.array([0.2, 0.6]), np.array([0.0, 0.45]))
     assert q == pytest.approx([0.2, 0.5])  # 0.2 N*m / 1 N*m/rad; the second is within reach
     assert kp[0] * (q[0] - 0.0) == pytest.approx(0.2)
-    assert grip_offset(np.array([1.0]), np.array([np.nan]), np.array([0.0]), kp[:1], cap[:1]) == pytest.approx([1.0])
+    assert GripServo(kp[:1], cap[:1]).command(np.array([1.0]), np.array([np.nan]), np.array([0.0])) == \
+        pytest.approx([1.0])
+
+
+def test_grip_servo_widens_the_offset_by_the_torque_the_driver_misses_and_no_further():
+    servo = GripServo(np.array([0.5]), np.array([1.0]))
+    target, tau, q = np.array([1.0]), np.array([0.2]), np.array([0.0])
+    assert servo.command(target, tau, q, np.array([0.2])) == pytest.approx([0.4])  # delivered: open loop
+    steps = [servo.command(target, tau, q, np.array([0.05]))[0] for _ in range(20)]  # a finger still moving
+    assert steps[0] == pytest.approx(0.4 + 0.5 * 0.15 / 0.5) and steps[-1] == pytest.approx(0.8)  # bound: 2x
+    assert servo.command(target, tau, q, np.array([0.5]))[0] < 0.8  # too much torque gives back
+    assert servo.command(target, np.array([np.nan]), q, np.array([0.0])) == pytest.approx([1.0])
+    assert servo.extra == pytest.approx([0.0])  # no grip effort: the correction starts over
 
 
 def _merger(name: str) -> StateMerger:

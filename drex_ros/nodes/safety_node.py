@@ -41,6 +41,7 @@ from trajectory_msgs.msg import JointTrajectory
 from drex_ros.core.control.output_routing import OutputRouter
 from drex_ros.core.control.safety import SafetyConfig, SafetyConfigError, SafetyGate, SafetyOutput
 from drex_ros.core.robot.joint_map import JointMapError
+from drex_ros.core.robot.joints import JointIndex
 from drex_ros.core.robot.model import robot_model
 from drex_ros.core.robot.profile import load_profile, tightened_limits
 from drex_ros.nodes.driver_outputs import DriverOutputs, trajectory
@@ -93,6 +94,7 @@ class SafetyNode(Node):
                 raise SafetyConfigError(f"robot_profile {p['robot_profile']}: {exc}") from exc
             limits = tightened_limits(limits, profile)
             self._drivers, self._router = DriverOutputs(self, profile), OutputRouter(profile)
+            self._joints, self._reported = JointIndex(limits.names), None
         self._deaf: list[str] = []
         self.gate = SafetyGate(limits, config)  # SafetyConfigError names a bad parameter
         self.gate.set_owner(p["command_owner"])
@@ -137,6 +139,8 @@ class SafetyNode(Node):
         if stamp > 0 and self._p["state_freshness"] == "stamp":
             age = self.get_clock().now().nanoseconds * 1e-9 - stamp
         self.gate.on_state(msg.name, msg.position, self._now(), msg.velocity, age)
+        if self._router is not None:  # a position-only hand's reported torque closes its grip loop
+            self._reported = self._joints.gather(msg.name, msg.effort)
 
     def _on_command(self, msg: JointState) -> None:
         self.submit(msg.name, msg.position, msg.effort, msg.header.frame_id, msg.header.stamp)
@@ -231,7 +235,8 @@ class SafetyNode(Node):
             msg = trajectory(self.names, out.positions, float(self._p["trajectory_time_from_start"]))
         self._pub.publish(msg)
         if self._router is not None:
-            self._drivers.publish(self._router.route(out.positions, out.velocities, out.efforts, self.gate.measured()))
+            self._drivers.publish(self._router.route(out.positions, out.velocities, out.efforts, self.gate.measured(),
+                                                     self._reported))
         self._published[out.mode] += 1
 
     # ---- reporting ----------------------------------------------------------------------

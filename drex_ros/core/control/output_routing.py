@@ -10,8 +10,10 @@ and message shape (core/robot/profile.py describes the drivers).
   in the driver's order; the legacy node reads by position, so its names are only a label.
 - A hand without torque commands gets the grip effort as a position offset: with the driver's
   PD gain kp and torque clamp, q_cmd = q_measured + clip(q_target - q_measured, +-tau/kp) makes
-  the driver's PD push with at most tau = min(grip effort, clamp) where a finger stalls on the
-  object, which is what the simulator's effort-limited PD does with the same effort.
+  the driver's PD push with tau = min(grip effort, clamp) where a finger stalls on the object,
+  which is what the simulator's effort-limited PD does with the same effort. A finger that is
+  still moving loses that torque between commands, so the offset is widened by what the
+  driver's reported torque still misses (core/control/grip_servo.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drex_ros.core.control.grip_servo import GripServo
 from drex_ros.core.robot.profile import GroupSpec, Profile
 
 
@@ -41,26 +44,21 @@ class OutputRouter:
 
     def __init__(self, profile: Profile) -> None:
         self.groups = list(profile.groups.values())
+        self._servos = {g.map.group: GripServo(g.kp, g.torque_cap) for g in self.groups if g.grip == "position_offset"}
 
     def route(self, positions: np.ndarray, velocities: np.ndarray, efforts: np.ndarray,
-              measured: np.ndarray) -> list[GroupCommand]:
-        return [self._one(g, positions, velocities, efforts, measured) for g in self.groups]
+              measured: np.ndarray, reported: np.ndarray | None = None) -> list[GroupCommand]:
+        """reported: the measured joint efforts in URDF order (NaN where unknown), which for a
+        position-only hand are its driver's commanded torques."""
+        return [self._one(g, positions, velocities, efforts, measured, reported) for g in self.groups]
 
     def _one(self, g: GroupSpec, positions: np.ndarray, velocities: np.ndarray, efforts: np.ndarray,
-             measured: np.ndarray) -> GroupCommand:
+             measured: np.ndarray, reported: np.ndarray | None) -> GroupCommand:
         idx = g.map.urdf_index
         q = np.asarray(positions, float)[idx]
         if g.grip == "position_offset":
-            q = grip_offset(q, np.asarray(efforts, float)[idx], np.asarray(measured, float)[idx], g.kp, g.torque_cap)
+            fed_back = None if reported is None else np.asarray(reported, float)[idx]
+            q = self._servos[g.map.group].command(q, np.asarray(efforts, float)[idx], np.asarray(measured, float)[idx],
+                                                  fed_back)
         v = np.asarray(velocities, float)[idx] if g.command_type == "joint_trajectory" else None
         return GroupCommand(g.map.group, g.command_type, g.command_topic, g.map.driver_names, q, v, g.horizon_s)
-
-
-def grip_offset(target: np.ndarray, effort: np.ndarray, measured: np.ndarray, kp: np.ndarray,
-                cap: np.ndarray) -> np.ndarray:
-    """Position command whose PD torque (gain kp) stays within min(effort, cap) at the measured
-    position; where the measurement or the effort is missing, the plain target."""
-    tau = np.minimum(np.where(np.isfinite(effort), np.abs(effort), np.inf), cap)
-    reach = tau / kp
-    out = measured + np.clip(target - measured, -reach, reach)
-    return np.where(np.isfinite(measured) & np.isfinite(effort), out, target)
