@@ -94,7 +94,7 @@ class SafetyNode(Node):
                 raise SafetyConfigError(f"robot_profile {p['robot_profile']}: {exc}") from exc
             limits = tightened_limits(limits, profile)
             self._drivers, self._router = DriverOutputs(self, profile), OutputRouter(profile)
-            self._joints, self._reported = JointIndex(limits.names), None
+            self._joints, self._driver_efforts = JointIndex(limits.names), None
         self._deaf: list[str] = []
         self.gate = SafetyGate(limits, config)  # SafetyConfigError names a bad parameter
         self.gate.set_owner(p["command_owner"])
@@ -140,7 +140,7 @@ class SafetyNode(Node):
             age = self.get_clock().now().nanoseconds * 1e-9 - stamp
         self.gate.on_state(msg.name, msg.position, self._now(), msg.velocity, age)
         if self._router is not None:  # a position-only hand's reported torque closes its grip loop
-            self._reported = self._joints.gather(msg.name, msg.effort)
+            self._driver_efforts = self._joints.gather(msg.name, msg.effort)
 
     def _on_command(self, msg: JointState) -> None:
         self.submit(msg.name, msg.position, msg.effort, msg.header.frame_id, msg.header.stamp)
@@ -236,7 +236,7 @@ class SafetyNode(Node):
         self._pub.publish(msg)
         if self._router is not None:
             self._drivers.publish(self._router.route(out.positions, out.velocities, out.efforts, self.gate.measured(),
-                                                     self._reported))
+                                                     self._driver_efforts))
         self._published[out.mode] += 1
 
     # ---- reporting ----------------------------------------------------------------------
