@@ -153,6 +153,20 @@ def test_missing_camera_info_is_an_error_and_the_node_stays_up(ros, scene):
         assert proc.stop() == 0, proc.output()
 
 
+def test_a_camera_that_has_not_started_yet_is_waited_for_without_an_error(ros):
+    # Its own node, never sent a frame: the stream watch runs before either stream came (the fr3
+    # profile's episode once raised there, with the camera slow to start).
+    proc = NodeProcess("perception_node", params_file=str(config_path("perception.yaml")))
+    try:
+        rig = Rig(*ros, proc)
+        waiting = rig.status_since(0, "no camera frames on /camera/color/image_raw", timeout=30)
+        assert waiting is not None and waiting.level == DiagnosticStatus.WARN, proc.output()
+        assert spin_until(rig.executor, lambda: len(rig.diags.messages) >= 3, 30), proc.output()
+        assert proc.alive() and "Traceback" not in proc.output(), proc.output()
+    finally:
+        assert proc.stop() == 0, proc.output()
+
+
 @pytest.mark.parametrize("color_encoding,depth_encoding", [("rgb8", "32FC1"), ("bgr8", "16UC1")])
 def test_pushed_object_pose_in_world_frame(rig, scene, color_encoding, depth_encoding):
     info = info_msg(scene.camera_model())

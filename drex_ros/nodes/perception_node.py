@@ -247,9 +247,15 @@ class PerceptionNode(Node):
         start-up grace: a camera driver's, or the sim's, first colour frames may trail its depth)."""
         now = time.monotonic()
         recent = {k: t is not None and now - t < STREAM_TIMEOUT_S for k, t in self._arrivals.items()}
+        if not any(recent.values()):  # a camera not started (yet), or stopped: no error of ours
+            self._diag.publish("warn", f"no camera frames on {self._topics['color_topic']} or "
+                                       f"{self._topics['depth_topic']} for {STREAM_TIMEOUT_S:.0f} s", self._values())
+            return
         for have, missing in (("colour", "depth"), ("depth", "colour")):
+            if not recent[have] or recent[missing]:  # only a stream that came has a first arrival
+                continue
             starting = self._arrivals[missing] is None and now - self._first_arrival[have] < STARTUP_GRACE_S
-            if recent[have] and not recent[missing] and not starting:
+            if not starting:
                 topic = self._topics["depth_topic" if missing == "depth" else "color_topic"]
                 self._report_error(f"{have} frames arrive but no {missing} frame on {topic} for "
                                    f"{STREAM_TIMEOUT_S:.0f} s: no pose can be computed")
