@@ -176,9 +176,12 @@ def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_m
     import rclpy
     from geometry_msgs.msg import PoseStamped
     from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64MultiArray, String
     from std_srvs.srv import Trigger
 
+    from drex_ros.core.robot.model import JOINT_NAMES
+    from drex_ros.core.robot.profile import load_profile, profile_folder
     from drex_ros.node_process import stop_all
     from drex_ros.nodes.ros_io import LATCHED_QOS, to_sec
 
@@ -202,6 +205,11 @@ def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_m
     watcher.create_subscription(Float64MultiArray, "/drex/object_mass", on_mass, LATCHED_QOS)
     watcher.create_subscription(PoseStamped, "/drex/sim/object_pose_gt",
                                 lambda m: result.height.append((to_sec(m.header.stamp), m.pose.position.z)), 50)
+    # The stack's joint state, which a profile's merger publishes only once both drivers are up:
+    # the task fails at once without it, so it is part of "up" (counted as bytes, not decoded).
+    states = []
+    state_topic = load_profile(profile_folder(robot), JOINT_NAMES).state_topic
+    state_sub = watcher.create_subscription(JointState, state_topic, states.append, 10, raw=True)
     executor = SingleThreadedExecutor()
     executor.add_node(watcher)
     start = time.monotonic()
@@ -221,10 +229,13 @@ def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_m
         client = watcher.create_client(Trigger, "/drex/start_task")
         needed = [client, watcher.create_client(Trigger, "/drex/identify_mass"),
                   watcher.create_client(SetBool, "/policy_node/enable")]
-        if not wait(lambda: all(c.service_is_ready() for c in needed) and len(result.height) > 50, STARTUP_S):
+        if not wait(lambda: all(c.service_is_ready() for c in needed) and len(result.height) > 50
+                    and len(states) > 50, STARTUP_S):
             result.state = "failed"
-            result.reason = result.reason or f"the stack did not come up within {STARTUP_S:.0f} s"
+            result.reason = result.reason or f"the stack did not come up within {STARTUP_S:.0f} s" + (
+                "" if states else f" (nothing on {state_topic})")
             return result
+        watcher.destroy_subscription(state_sub)
         future = client.call_async(Trigger.Request())
         if wait(lambda: result.state in ("done", "failed"), timeout) is False and result.state != "failed":
             result.state, result.reason = "failed", f"demo timeout after {timeout:.0f} s (state {result.state})"
