@@ -235,3 +235,24 @@ def test_an_answer_within_the_probe_gap_still_reports_probing_then_identifying()
     assert seq.phase is Phase.GRASPING and actions.start_grasp
     assert seq.durations["probing"] == pytest.approx(last_command - probe_start)
     assert seq.durations["identifying"] == pytest.approx(t - last_command)
+
+
+def test_the_grasp_waits_for_a_pose_newer_than_the_probe_and_fails_naming_it_if_none_comes():
+    seq = TaskSequence(grasp_phases=PHASES)
+    assert seq.start(0.0)
+    t = 0.0
+    while seq.phase is Phase.PERCEIVING:
+        t += 0.05
+        seq.update(obs(t))
+    seen = t
+    t += 1.0  # the probe ran, the camera lost the object: the last pose is from before it
+    actions = seq.update(obs(t, identify_done=True, identify_ok=True, mass=0.4, object_pose_time=seen))
+    assert seq.phase is Phase.PROBING and not actions.start_grasp
+    actions = seq.update(obs(t + 1.0, identify_done=True, identify_ok=True, mass=0.4))  # seen again
+    assert seq.phase is Phase.GRASPING and actions.start_grasp
+    lost = TaskSequence(grasp_phases=PHASES)
+    lost.start(0.0)
+    lost.phase = Phase.IDENTIFYING
+    for k in range(80):
+        lost.update(obs(1.0 + 0.05 * k, identify_done=True, identify_ok=True, mass=0.4, object_pose_time=0.2))
+    assert lost.phase is Phase.FAILED and "no fresh object pose after the probe (last seen" in lost.reason

@@ -62,6 +62,7 @@ PARAMETERS = {
     "hold_time": 3.0,
     "joint_state_timeout": 1.0,
     "object_pose_timeout": 3.0,
+    "grasp_pose_max_age": 0.5,  # s; a grasp starts only from a pose this young (the probe moved the object)
     "command_timeout": 1.0,
     "plan_pause_after": 0.25,  # s without policy output: the grasp plan's clock stands until it resumes
     "timeout_perceiving": 10.0,
@@ -143,7 +144,7 @@ class TaskNode(Node):
         s = TaskSettings()
         s.timeouts = {k: float(self._param(f"timeout_{k}")) for k in s.timeouts}
         for name in ("lift_height", "hold_time", "joint_state_timeout", "object_pose_timeout", "command_timeout",
-                     "plan_pause_after", "grip_settle", "grip_timeout"):
+                     "plan_pause_after", "grip_settle", "grip_timeout", "grasp_pose_max_age"):
             setattr(s, name, float(self._param(name)))
         s.skip_identification = bool(self._param("skip_identification"))
         s.fallback_mass = float(self._param("fallback_mass"))

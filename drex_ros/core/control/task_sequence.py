@@ -58,6 +58,9 @@ class TaskSettings:
     # new /clock before the queued state messages, so these leave room for one stall.
     joint_state_timeout: float = 1.0  # s without /joint_states -> failed
     object_pose_timeout: float = 3.0  # s without a pose while it matters -> failed
+    # A grasp starts only from a pose this young (policy_node's own limit): the probe moved the
+    # object, and a pose from before it, or from before the camera lost it, is not where it is.
+    grasp_pose_max_age: float = 0.5
     command_timeout: float = 1.0  # s without policy output while grasping -> failed
     # s without policy output after which the grasp plan's clock stands until it resumes: a plan
     # that ran on while a starved policy was silent had the arm jump ahead when it came back, and
@@ -118,6 +121,7 @@ class TaskSequence:
         self.start_position: np.ndarray | None = None
         self._settled: list[np.ndarray] = []
         self._probe_seen = False
+        self._answer_time: float | None = None  # when the mass was known and the grasp waited for a pose
         self._grasp_start = 0.0
         self._plan_wait = 0.0  # s the plan's clock stood at the lift while the grip settled
         self._silent_wait = 0.0  # s it stood while the policy was silent (not the grip's to wait)
@@ -147,7 +151,7 @@ class TaskSequence:
         if self.phase in ACTIVE:
             return False
         self.durations, self.reason, self.start_position = {}, "", None
-        self.used_fallback = False
+        self.used_fallback, self._answer_time = False, None
         self._settled, self._probe_seen, self._lifted_since, self._strikes = [], False, None, 0
         self._enter(Phase.PERCEIVING, now)
         return True
@@ -227,14 +231,23 @@ class TaskSequence:
                     return Actions(publish_fallback_mass=True)
             if obs.mass is None:
                 return Actions()  # the latched mass message is on its way
-            if obs.object_position is None:
-                return Actions()
-            return self._begin_grasp(obs)
+            return self._grasp_when_seen(obs)
         last = obs.last_command_time
         commands_flowing = last is not None and obs.now - last < self.settings.probe_gap
         self._probe_seen |= commands_flowing
         if self.phase is Phase.PROBING and self._probe_seen and not commands_flowing:
             self._enter(Phase.IDENTIFYING, obs.now)
+        return Actions()
+
+    def _grasp_when_seen(self, obs: Observation) -> Actions:
+        s = self.settings
+        fresh = obs.object_pose_time is not None and obs.now - obs.object_pose_time <= s.grasp_pose_max_age
+        if obs.object_position is not None and fresh:
+            return self._begin_grasp(obs)
+        self._answer_time = obs.now if self._answer_time is None else self._answer_time
+        if obs.now - self._answer_time > s.object_pose_timeout:
+            seen = "never" if obs.object_pose_time is None else f"{obs.now - obs.object_pose_time:.1f} s ago"
+            return self.fail(f"no fresh object pose after the probe (last seen {seen}): object out of view?", obs.now)
         return Actions()
 
     def _begin_grasp(self, obs: Observation) -> Actions:
