@@ -15,6 +15,16 @@ def obs(now, **kw):
     return Observation(**base)
 
 
+def perceive(seq: TaskSequence) -> float:
+    """Start the task and show it a still object until it probes; the time then."""
+    assert seq.start(0.0)
+    t = 0.0
+    while seq.phase is Phase.PERCEIVING:
+        t += 0.05
+        seq.update(obs(t))
+    return t
+
+
 def run_to_grasp(seq: TaskSequence) -> float:
     assert seq.start(0.0)
     t = 0.0
@@ -220,11 +230,7 @@ def test_a_grip_that_never_settles_fails_the_grasp():
 
 def test_an_answer_within_the_probe_gap_still_reports_probing_then_identifying():
     seq = TaskSequence(grasp_phases=PHASES)
-    assert seq.start(0.0)
-    t = 0.0
-    while seq.phase is Phase.PERCEIVING:
-        t += 0.05
-        seq.update(obs(t))
+    t = perceive(seq)
     probe_start = seq.phase_start
     for _ in range(20):
         t += 0.05
@@ -239,11 +245,7 @@ def test_an_answer_within_the_probe_gap_still_reports_probing_then_identifying()
 
 def test_the_grasp_waits_for_a_pose_newer_than_the_probe_and_fails_naming_it_if_none_comes():
     seq = TaskSequence(grasp_phases=PHASES)
-    assert seq.start(0.0)
-    t = 0.0
-    while seq.phase is Phase.PERCEIVING:
-        t += 0.05
-        seq.update(obs(t))
+    t = perceive(seq)
     seen = t
     t += 1.0  # the probe ran, the camera lost the object: the last pose is from before it
     actions = seq.update(obs(t, identify_done=True, identify_ok=True, mass=0.4, object_pose_time=seen))
