@@ -173,6 +173,8 @@ def start_stack(obj: DemoObject, out: Path, stem: str, policy_model: str,
 
 def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_model: str,
                 one_process: bool = False, robot: str = "sim", extra: dict[str, dict] | None = None) -> EpisodeResult:
+    from collections import Counter
+
     import rclpy
     from geometry_msgs.msg import PoseStamped
     from rclpy.executors import SingleThreadedExecutor
@@ -207,9 +209,10 @@ def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_m
                                 lambda m: result.height.append((to_sec(m.header.stamp), m.pose.position.z)), 50)
     # The stack's joint state, which a profile's merger publishes only once both drivers are up:
     # the task fails at once without it, so it is part of "up" (counted as bytes, not decoded).
-    states = []
+    states = Counter()
     state_topic = load_profile(profile_folder(robot), JOINT_NAMES).state_topic
-    state_sub = watcher.create_subscription(JointState, state_topic, states.append, 10, raw=True)
+    state_sub = watcher.create_subscription(JointState, state_topic, lambda _data: states.update(("seen",)), 10,
+                                            raw=True)
     executor = SingleThreadedExecutor()
     executor.add_node(watcher)
     start = time.monotonic()
@@ -230,7 +233,7 @@ def run_episode(obj: DemoObject, out: Path, index: int, timeout: float, policy_m
         needed = [client, watcher.create_client(Trigger, "/drex/identify_mass"),
                   watcher.create_client(SetBool, "/policy_node/enable")]
         if not wait(lambda: all(c.service_is_ready() for c in needed) and len(result.height) > 50
-                    and len(states) > 50, STARTUP_S):
+                    and states["seen"] > 50, STARTUP_S):
             result.state = "failed"
             result.reason = result.reason or f"the stack did not come up within {STARTUP_S:.0f} s" + (
                 "" if states else f" (nothing on {state_topic})")

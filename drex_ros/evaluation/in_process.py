@@ -43,7 +43,6 @@ NOMINAL_MASS = 0.5  # kg: the baseline's fixed belief, a typical graspable objec
 # log-normal relative error of this standard deviation (see MODEL_CARD.md).
 STAND_IN_LOG_SIGMA = 0.10
 CONDITIONS = ("true", "stand_in", "nominal", "fallback")
-OUTCOMES = ("held", "dropped", "crushed")
 CRUSH_STREAM = 7  # the crush limit's random stream, apart from the object's own draws
 
 
