@@ -34,10 +34,6 @@ def draw_crush_limit(rng: np.random.Generator, mass: float) -> float:
     return limit if fragile and mass <= FRAGILE_MAX_KG else STURDY
 
 
-def crush_class(limit: float) -> str:
-    return "sturdy" if math.isinf(limit) else "fragile"
-
-
 def crush_classes_text() -> str:
     lo, hi = FRAGILE_LIMIT_N
     return (f"{FRAGILE_SHARE:.0%} of objects up to {FRAGILE_MAX_KG} kg fragile ({lo:.0f}-{hi:.0f} N squeeze"
